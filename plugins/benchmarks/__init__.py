@@ -1,0 +1,1 @@
+"""cvit-bench plugins/benchmarks."""

@@ -1,0 +1,36 @@
+"""Maps the repository's top-level folders onto the import root ``cvit_bench``.
+
+``harness/`` becomes ``cvit_bench.harness``, ``plugins/`` ``cvit_bench.plugins``, and so on. The
+package list is computed from the folders that hold an ``__init__.py``, so a new plugin folder
+is packaged without editing this file; ``tests/test_packaging.py`` checks the built wheel.
+"""
+
+from __future__ import annotations
+
+import os
+
+from setuptools import setup
+
+TOP_LEVEL = {"harness": "cvit_bench.harness", "plugins": "cvit_bench.plugins",
+             "leaderboard": "cvit_bench.leaderboard", "testing": "cvit_bench.testing"}
+DATA_SUFFIXES = (".json", ".yaml", ".yml", ".html", ".css", ".js", ".txt", ".md", ".jinja")
+
+
+def _packages() -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
+    packages, package_dir, package_data = [], {}, {}
+    for folder, root in TOP_LEVEL.items():
+        package_dir[root] = folder
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+            if "__init__.py" not in filenames:
+                continue
+            name = root + dirpath[len(folder):].replace(os.sep, ".")
+            packages.append(name)
+            data = sorted(f for f in filenames if f.endswith(DATA_SUFFIXES))
+            if data:
+                package_data[name] = data
+    return packages, package_dir, package_data
+
+
+packages, package_dir, package_data = _packages()
+setup(packages=packages, package_dir=package_dir, package_data=package_data)
