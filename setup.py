@@ -11,8 +11,12 @@ import os
 
 from setuptools import setup
 
-TOP_LEVEL = {"harness": "cvit_bench.harness", "plugins": "cvit_bench.plugins",
-             "leaderboard": "cvit_bench.leaderboard", "testing": "cvit_bench.testing"}
+TOP_LEVEL = {
+    "harness": "cvit_bench.harness",
+    "plugins": "cvit_bench.plugins",
+    "leaderboard": "cvit_bench.leaderboard",
+    "testing": "cvit_bench.testing",
+}
 DATA_SUFFIXES = (".json", ".yaml", ".yml", ".html", ".css", ".js", ".txt", ".md", ".jinja")
 
 
@@ -24,7 +28,7 @@ def _packages() -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
             if "__init__.py" not in filenames:
                 continue
-            name = root + dirpath[len(folder):].replace(os.sep, ".")
+            name = root + dirpath[len(folder) :].replace(os.sep, ".")
             packages.append(name)
             data = sorted(f for f in filenames if f.endswith(DATA_SUFFIXES))
             if data:
