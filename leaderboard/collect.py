@@ -435,18 +435,19 @@ def short_hash(*parts: Any, n: int = 8) -> str:
 
 
 def run_slug(record: RunRecord) -> str:
-    """A stable page name: readable part plus a hash of the run's identity and start time.
+    """A stable page name: a readable part plus a hash of the run's configuration identity,
+    start time, benchmark identity and scores.
 
-    Two copies of the same run (the same configuration identity started at the same moment)
-    get the same slug and are shown once.
+    Two copies of the same run get the same slug and are shown once.
     """
     info = record.results.info
     identity = info.get("config_identity") or record.provenance.get("config_identity")
     started = info.get("created") or record.provenance.get("started")
     if not identity:
         identity, started = str(record.run_dir.resolve()), ""
+    cells = sorted((s, t, sorted(m.items())) for (s, t), m in record.results.cells.items())
     readable = slugify(f"{record.method}-{record.model}-seed{record.seed}", limit=40)
-    return f"{readable}-{short_hash(identity, started)}"
+    return f"{readable}-{short_hash(identity, started, record.bench_key, cells)}"
 
 
 IGNORED_FOR_GROUPING = ("seed", "cache_dir", "data_root", "tags")
