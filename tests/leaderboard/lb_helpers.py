@@ -19,6 +19,8 @@ from cvit_bench.testing import FakeBenchmark, FakeModel, FakeSequential, plugin_
 
 HOSTILE = "<script>alert(1)</script>"
 HOSTILE_TAG = "<img src=x onerror=alert(2)>"
+HOSTILE_PREDICTION = "<img src=x onerror=alert(3)>"
+HOSTILE_PROMPT = "</script><script>alert(4)</script>"
 
 
 class FakeReplay(FakeSequential):
@@ -88,6 +90,7 @@ def make_run(
     stop_after: int | None = None,
     clean: bool = True,
     capacity: int | None = None,
+    questions: int | None = None,
 ) -> Path:
     """Run the protocol into ``out``; ``clean`` records a clean git tree in the provenance
     (the tests must not depend on the state of the checkout they run from)."""
@@ -116,6 +119,7 @@ def make_run(
         order=order,
         eval=EvalConfig(eval_on=eval_on),
         model_args={"capacity": capacity} if capacity else {},
+        bench_args={"questions": questions} if questions else {},
     )
     try:
         Runner(config, out, manager=mgr, progress=False).run()
@@ -155,6 +159,20 @@ def rename_method(run_dir: Path, name: str) -> None:
     rewrite_provenance(run_dir, change)
 
 
+def poison_predictions(run_dir: Path, stage: int = 1, task: str = "task1") -> None:
+    """Put markup into the first prompt of a task (every stage) and the first prediction of
+    one stage, as a model or a dataset might."""
+    from cvit_bench.harness.results import prediction_path
+
+    for path in sorted((Path(run_dir) / "predictions").glob(f"stage_*/{task}.arrow")):
+        table, provenance = read_table(path, "predictions")
+        rows = table.to_pylist()
+        rows[0]["prompt"] = HOSTILE_PROMPT
+        if path == prediction_path(run_dir, stage, task):
+            rows[0]["prediction"] = HOSTILE_PREDICTION
+        write_table(path, "predictions", rows, provenance)
+
+
 @dataclass
 class Tree:
     """A results tree: published runs plus scratch runs, and what is in it."""
@@ -182,6 +200,7 @@ def build_tree(root: Path) -> Tree:
         run_dir = make_run(raw / key, **spec)  # type: ignore[arg-type]
         if key == "hostile-s0":
             rename_method(run_dir, HOSTILE)
+            poison_predictions(run_dir)
         published[key] = publish(run_dir, results, manager=manager())
     scratch_runs = {
         "dirty": make_run(scratch / "dirty", method="fake-replay", seed=3, clean=False),
