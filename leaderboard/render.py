@@ -208,7 +208,8 @@ def heatmap_svg(
     """The accuracy matrix as an SVG heat map: a row per stage, a column per evaluated task."""
     cw, ch = 58, 30
     label_w = min(max([len(_clip(stage_label(s), 26)) for s in stages] + [8]) * 7 + 16, 200)
-    top = 96
+    longest = max([len(_clip(t, 16)) for t in tasks] + [4])
+    top = int(min(max(16 + 4.8 * longest, 40), 100))  # room for the rotated task labels
     width = label_w + cw * len(tasks) + 70  # room for the last rotated label
     height = top + ch * len(stages) + 40
     out = [

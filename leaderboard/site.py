@@ -533,19 +533,19 @@ def _benchmark_page(site: _Site, bench: BenchmarkBoard) -> None:
         + (f" · {esc(bench.scoring_mode)} scoring" if bench.scoring_mode else "")
         + "</small></h1>",
         f'<p class="lead">{len(bench.runs)} run(s) in {len(bench.rows)} configuration(s), '
-        f"{ranked} ranked. Several seeds of one configuration are one row: mean ± sample "
-        "standard deviation. Ranked runs are complete, made from a clean source tree, and follow "
-        "the canonical protocol; other runs are shown with a badge saying why they are not "
-        "ranked. ★ marks the best value of each metric among ranked runs.</p>",
+        f"{ranked} ranked (complete, clean source tree, canonical protocol; the others carry "
+        "a badge saying why). Seeds of one configuration share a row: mean ± sample standard "
+        "deviation. ★ marks the best value of each metric among ranked runs.</p>",
     ]
     tasks = " → ".join(
         f'<span title="{esc(t.get("description", ""))}">{esc(t.get("name", ""))}</span>'
         for t in bench.task_info
     )
-    identity = "".join(
-        f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in sorted(bench.identity.items())
+    identity = " · ".join(f"{esc(k)} {esc(v)}" for k, v in sorted(bench.identity.items()))
+    body.append(
+        f'<dl class="facts"><dt>tasks, in order</dt><dd>{tasks}</dd>'
+        f"<dt>benchmark identity</dt><dd>{identity}</dd></dl>"
     )
-    body.append(f'<dl class="facts"><dt>tasks, in order</dt><dd>{tasks}</dd>{identity}</dl>')
     methods = [r.first.method for r in bench.rows]
     models = [r.first.model for r in bench.rows]
     tags = [t for r in bench.rows for t in r.tags]
