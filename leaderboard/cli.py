@@ -45,6 +45,13 @@ def register(cli: Any) -> None:
         help="per-sample predictions embedded per (stage, task) cell (0: all; default 1000)",
     )
     p.add_argument("--title", default="cvit-bench leaderboard", help="the site's title")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes rendering run pages (default: one per CPU)",
+    )
     p.set_defaults(func=cmd_build)
 
     p = cli.add_parser(
@@ -74,6 +81,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         title=args.title,
         log=log,
+        jobs=args.jobs,
     )
     print(
         f"built {report.out}: {report.runs} run(s) on {report.benchmarks} benchmark page(s), "

@@ -175,17 +175,14 @@ def _write(board: Board, out: Path, title: str, max_samples: int, pool: _Pool) -
 
 
 class _Pool:
-    """``map`` over worker processes, or in this process for ``jobs == 1``."""
+    """``map`` over worker processes (started on first use), or in this process when
+    ``jobs == 1`` or there is little to do."""
 
     def __init__(self, jobs: int):
         self.jobs = jobs
         self.executor: Any = None
 
     def __enter__(self) -> _Pool:
-        if self.jobs > 1:
-            from concurrent.futures import ProcessPoolExecutor
-
-            self.executor = ProcessPoolExecutor(max_workers=self.jobs)
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -194,8 +191,12 @@ class _Pool:
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         items = list(items)
-        if self.executor is None or len(items) < 16:
+        if self.jobs == 1 or len(items) < 16:
             return [fn(item) for item in items]
+        if self.executor is None:
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.executor = ProcessPoolExecutor(max_workers=self.jobs)
         chunk = max(1, min(32, len(items) // (self.jobs * 4)))
         return list(self.executor.map(fn, items, chunksize=chunk))
 
@@ -664,6 +665,10 @@ def _board_row(row: Row) -> str:
 # -- run pages ------------------------------------------------------------------------------
 
 MATRIX_FIRST_COLUMN = "after"
+STAGE_COLUMNS = [
+    (name, "string" if kind == "string" else "float64" if kind == "float64" else "int64")
+    for name, kind in COLUMNS["stages"]
+]
 
 
 def _matrix_table(run: RunRecord) -> tuple[list[tuple[str, str]], list[dict[str, Any]]]:
@@ -704,6 +709,7 @@ def _run_pages(
     stages = results.stages
     columns, matrix_rows = _matrix_table(run)
     exports.write_both(site.root / folder / "matrix", columns, matrix_rows)
+    exports.write_both(site.root / folder / "stages", STAGE_COLUMNS, run.stages_table)
     trained_stage = {t: i + 1 for i, t in enumerate(tasks)} if run.schedule == "sequential" else {}
 
     def link(stage: int, k: int) -> str:
@@ -792,7 +798,9 @@ def _run_pages(
         "<h2>Downloads</h2><ul class=downloads>"
         '<li>accuracy matrix: <a href="matrix.csv">CSV</a> (reads with '
         "<code>cvit-bench metrics --matrix</code>) · "
-        '<a href="matrix.parquet">Parquet</a></li></ul>'
+        '<a href="matrix.parquet">Parquet</a></li>'
+        '<li>costs per stage: <a href="stages.csv">CSV</a> · '
+        '<a href="stages.parquet">Parquet</a></li></ul>'
     )
     crumbs = [
         ("benchmarks", f"{ROOT2}index.html"),

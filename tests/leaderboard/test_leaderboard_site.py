@@ -144,6 +144,10 @@ def test_matrix_download_feeds_the_metrics_command(site: Path, tree: Tree) -> No
         assert again[name] == pytest.approx(value, nan_ok=True)
     parquet = pq.read_table(site / "r" / record.slug / "matrix.parquet").to_pylist()
     assert [r["after"] for r in parquet] == ["zero-shot", "task1", "task2", "task3", "task4"]
+    stages = pq.read_table(site / "r" / record.slug / "stages.parquet").to_pylist()
+    assert [r["stored_samples"] for r in stages] == [0, 2, 4, 6, 8]
+    rows = _csv_rows(site / "r" / record.slug / "stages.csv")
+    assert [float(r["wall_s"]) for r in rows] == pytest.approx([r["wall_s"] for r in stages])
 
 
 def test_incomplete_and_dirty_runs_are_badged_on_the_benchmark_page(site: Path) -> None:
