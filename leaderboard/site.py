@@ -20,6 +20,7 @@ failed build leaves the previous site untouched.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +98,11 @@ class _Site:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
 
-    def footer(self) -> str:
+    def footer(self, dated: bool = True) -> str:
+        """The page footer; run pages are reused by later builds, so they carry no date."""
+        when = f" on {esc(self.generated)}" if dated else ""
         return (
-            f"Built by cvit-bench {esc(__version__)} on {esc(self.generated)}. Metrics are "
+            f"Built by cvit-bench {esc(__version__)}{when}. Metrics are "
             "recomputed from each run's accuracy matrix with cvit-bench's metric code; "
             "runs of different benchmark versions or scoring modes are never ranked together."
         )
@@ -148,13 +152,14 @@ def _write(board: Board, out: Path, title: str, max_samples: int, pool: _Pool) -
         (tmp / MARKER).write_text("built by cvit-bench leaderboard build\n")
         site.write("assets/board.css", asset("board.css"))
         site.write("assets/board.js", asset("board.js"))
+        previous = str(out) if (out / MARKER).exists() else None
         jobs_list = []
         for bench in board.benchmarks:
             _benchmark_page(site, bench)
             for row in bench.rows:
                 seeds = [(r.slug, r.seed) for r in row.runs]
                 for run in row.runs:
-                    jobs_list.append(_RunJob(site, run, bench.title, bench.slug, seeds))
+                    jobs_list.append(_RunJob(site, run, bench.title, bench.slug, seeds, previous))
         pages = 1 + len(board.benchmarks) + sum(pool.map(_render_run, jobs_list))
         _index_page(site, board)
         _board_json(site, board)
@@ -692,11 +697,69 @@ class _RunJob:
     bench_title: str
     bench_slug: str
     seeds: list[tuple[str, Any]]  # (slug, seed) of every seed of the run's configuration
+    previous: str | None = None  # the site this build replaces, whose pages may be reused
+
+
+STAMP = ".stamp"
+
+
+@cache
+def _builder_hash() -> str:
+    """A hash of the code and templates that write pages: a change re-renders everything."""
+    digest = hashlib.sha256(__version__.encode())
+    package = Path(__file__).parent
+    for path in sorted([*package.glob("*.py"), *(package / "templates").glob("*.*")]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamp(job: _RunJob) -> str:
+    """What a run's pages depend on: the builder, the site's options, the run's place on the
+    board, and the name, size and modification time of every file of the run."""
+    files = []
+    root = str(job.run.run_dir)
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "checkpoints")
+        for name in sorted(filenames):
+            st = os.stat(os.path.join(dirpath, name))
+            files.append(
+                (os.path.relpath(os.path.join(dirpath, name), root), st.st_size, st.st_mtime_ns)
+            )
+    blob = json.dumps(
+        [
+            _builder_hash(),
+            job.site.title,
+            job.site.max_samples,
+            job.bench_title,
+            job.bench_slug,
+            job.seeds,
+            files,
+        ],
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _render_run(job: _RunJob) -> int:
-    """Write one run's page, matrix downloads and drill-down pages; returns the page count."""
+    """Write one run's pages and downloads, or reuse them from the previous site when nothing
+    they depend on changed; returns the page count."""
+    stamp = _stamp(job)
+    folder = f"r/{job.run.slug}"
+    if job.previous:
+        old = Path(job.previous) / folder
+        try:
+            reusable = (old / STAMP).read_text() == stamp
+        except OSError:
+            reusable = False
+        if reusable:
+            try:
+                shutil.copytree(old, job.site.root / folder, copy_function=os.link)
+            except OSError:  # another file system, or no hard links: copy
+                shutil.rmtree(job.site.root / folder, ignore_errors=True)
+                shutil.copytree(old, job.site.root / folder)
+            return 1 + len(job.run.tasks)
     _run_pages(job.site, job.bench_title, job.bench_slug, job.run, job.seeds)
+    (job.site.root / folder / STAMP).write_text(stamp)
     return 1 + len(job.run.tasks)
 
 
@@ -814,7 +877,7 @@ def _run_pages(
             body="\n".join(body),
             root=ROOT2,
             crumbs=crumbs,
-            footer=site.footer(),
+            footer=site.footer(dated=False),
             site_title=site.title,
         ),
     )
@@ -1081,7 +1144,7 @@ def _task_page(
             body="\n".join(body),
             root=ROOT2,
             crumbs=crumbs,
-            footer=site.footer(),
+            footer=site.footer(dated=False),
             site_title=site.title,
         ),
     )

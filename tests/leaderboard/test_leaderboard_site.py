@@ -7,6 +7,7 @@ import html
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from lb_helpers import HOSTILE, HOSTILE_TAG, Tree
 from cvit_bench.harness.cli import main
 from cvit_bench.harness.errors import UsageError
 from cvit_bench.harness.metrics import continual_metrics, read_matrix_csv
-from cvit_bench.harness.results import RunResults
+from cvit_bench.harness.results import RunResults, prediction_path, read_table, write_table
 from cvit_bench.leaderboard.collect import read_run
 from cvit_bench.leaderboard.render import json_for_script
 from cvit_bench.leaderboard.site import build_site
@@ -209,3 +210,27 @@ def test_missing_results_dir_is_a_clear_error(
     code = main(["leaderboard", "build", str(tmp_path / "nope"), "--out", str(tmp_path / "s")])
     assert code == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_rebuild_reuses_unchanged_run_pages_and_redoes_changed_ones(
+    tree: Tree, tmp_path: Path
+) -> None:
+    results = tmp_path / "results"
+    shutil.copytree(tree.results, results)
+    site = tmp_path / "site"
+    build_site([results], site, jobs=1)
+    seq = read_run(tree.published["seq-s0"])
+    replay = read_run(results / tree.published["replay-s0"].relative_to(tree.results))
+    before = {
+        slug: (site / "r" / slug / "task-1.html").stat().st_ino for slug in (seq.slug, replay.slug)
+    }
+    # a prediction of the replay run changes (same size would not fool the stamp either)
+    path = prediction_path(replay.run_dir, 1, "task1")
+    table, provenance = read_table(path, "predictions")
+    rows = table.to_pylist()
+    rows[0]["prediction"] = "changed after the first build"
+    write_table(path, "predictions", rows, provenance)
+    build_site([results], site, jobs=1)
+    assert (site / "r" / seq.slug / "task-1.html").stat().st_ino == before[seq.slug]
+    assert (site / "r" / replay.slug / "task-1.html").stat().st_ino != before[replay.slug]
+    assert "changed after the first build" in (site / "r" / replay.slug / "task-1.html").read_text()
