@@ -93,6 +93,19 @@ class Board:
     benchmarks: list[BenchmarkBoard]
     collection: Collection
 
+    def latest_version(self, name: str) -> str:
+        """The highest version of benchmark ``name`` on the board."""
+        versions = [b.version for b in self.benchmarks if b.name == name]
+        return max(versions, key=_version_key)
+
+    def newer(self, bench: BenchmarkBoard) -> list[BenchmarkBoard]:
+        """Pages of the same benchmark with a higher version."""
+        return [
+            b
+            for b in self.benchmarks
+            if b.name == bench.name and _version_key(b.version) > _version_key(bench.version)
+        ]
+
 
 def make_board(collection: Collection) -> Board:
     by_key: dict[str, list[RunRecord]] = {}

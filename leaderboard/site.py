@@ -155,7 +155,7 @@ def _write(board: Board, out: Path, title: str, max_samples: int, pool: _Pool) -
         previous = str(out) if (out / MARKER).exists() else None
         jobs_list = []
         for bench in board.benchmarks:
-            _benchmark_page(site, bench)
+            _benchmark_page(site, bench, board.newer(bench))
             for row in bench.rows:
                 seeds = [(r.slug, r.seed) for r in row.runs]
                 for run in row.runs:
@@ -351,9 +351,14 @@ def _index_page(site: _Site, board: Board) -> None:
                 if row["best_method"]
                 else '<span class="empty">no ranked run</span>'
             )
+            latest = (
+                " " + badge("ranked", "latest", "the highest version of this benchmark here")
+                if board.latest_version(bench.name) == bench.version
+                else ""
+            )
             body.append(
                 f'<tr><td><a href="{esc(_bench_href(bench, ""))}">{esc(bench.name)}</a></td>'
-                f"<td>{esc(bench.version)}</td><td>{esc(bench.scoring_mode or '–')}</td>"
+                f"<td>{esc(bench.version)}{latest}</td><td>{esc(bench.scoring_mode or '–')}</td>"
                 f'<td class="num">{len(bench.tasks)}</td><td class="num">{row["runs"]}</td>'
                 f'<td class="num">{row["ranked_runs"]}</td><td>{best}</td>'
                 f'<td class="num" data-v="{data_value(row["best_MFN"])}">'
@@ -525,7 +530,9 @@ def _options(values: Sequence[str]) -> str:
     return "".join(f'<option value="{esc(v)}">{esc(v)}</option>' for v in sorted(set(values)))
 
 
-def _benchmark_page(site: _Site, bench: BenchmarkBoard) -> None:
+def _benchmark_page(
+    site: _Site, bench: BenchmarkBoard, newer: Sequence[BenchmarkBoard] = ()
+) -> None:
     folder = f"b/{bench.slug}"
     exports.write_both(
         site.root / folder / "table", TABLE_COLUMNS, [_table_record(r) for r in bench.rows]
@@ -543,6 +550,14 @@ def _benchmark_page(site: _Site, bench: BenchmarkBoard) -> None:
         "a badge saying why). Seeds of one configuration share a row: mean ± sample standard "
         "deviation. ★ marks the best value of each metric among ranked runs.</p>",
     ]
+    if newer:
+        links = ", ".join(
+            f'<a href="{esc(_bench_href(b, ROOT2))}">{esc(b.title)}</a>' for b in newer
+        )
+        body.append(
+            f'<p class="note">A newer version of this benchmark has its own table: {links}. '
+            "Scores of different versions are not comparable.</p>"
+        )
     tasks = " → ".join(
         f'<span title="{esc(t.get("description", ""))}">{esc(t.get("name", ""))}</span>'
         for t in bench.task_info

@@ -59,13 +59,20 @@ class FakeOracle(FakeSequential):
     )
 
 
+class FakeJoint(FakeSequential):
+    """Trains once on every task together: the multitask reference point."""
+
+    name: ClassVar[str] = "fake-joint"
+    schedule: ClassVar[str] = "joint"
+
+
 class FakeBenchmarkV2(FakeBenchmark):
     """The fake benchmark after a change of its data or scoring: a new version."""
 
     version: ClassVar[str] = "2"
 
 
-METHODS = {c.name: c for c in (FakeSequential, FakeReplay, FakeOracle)}
+METHODS = {c.name: c for c in (FakeSequential, FakeReplay, FakeOracle, FakeJoint)}
 
 
 def manager(bench_version: str = "1") -> Any:

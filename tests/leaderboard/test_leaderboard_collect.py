@@ -124,6 +124,35 @@ def test_runs_of_different_benchmark_versions_are_never_in_one_table(tmp_path: P
     assert len({b.slug for b in board.benchmarks}) == 2
 
 
+def test_joint_runs_are_reference_rows_without_rank_or_best_marks(
+    tree: Tree, tmp_path: Path
+) -> None:
+    joint = make_run(tmp_path / "joint", method="fake-joint", capacity=48)
+    board = make_board(collect([tree.published["seq-s0"], joint], include_scratch=True))
+    (bench,) = board.benchmarks
+    (row,) = [r for r in bench.rows if r.first.method == "fake-joint"]
+    assert row.status == "reference" and row.rank is None and not row.best
+    assert row.metrics["MFN"][0] == 100.0  # joint training remembers everything here
+    assert math.isnan(row.metrics["BWT"][0])  # a sequence metric, undefined for one stage
+    assert bench.best["MFN"] < 100.0  # the joint row's 100 is not the best of the table
+
+
+def test_the_index_marks_the_latest_version_and_old_pages_link_to_it(tmp_path: Path) -> None:
+    from cvit_bench.leaderboard.site import build_site
+
+    v1 = make_run(tmp_path / "v1")
+    v2 = make_run(tmp_path / "v2", bench_version="2")
+    site = tmp_path / "site"
+    build_site([v1, v2], site, include_scratch=True, jobs=1)
+    index = (site / "index.html").read_text()
+    assert index.count(">latest</span>") == 1
+    old_page = (site / "b" / "fake-bench-v1-exact" / "index.html").read_text()
+    assert "A newer version of this benchmark" in old_page
+    assert 'href="../../b/fake-bench-v2-exact/index.html"' in old_page
+    new_page = (site / "b" / "fake-bench-v2-exact" / "index.html").read_text()
+    assert "A newer version" not in new_page
+
+
 def test_unreadable_runs_are_listed_not_dropped_silently(tree: Tree, tmp_path: Path) -> None:
     broken = tmp_path / "results" / "broken"
     shutil.copytree(tree.published["seq-s0"], broken)
