@@ -731,15 +731,8 @@ def _builder_hash() -> str:
 def _stamp(job: _RunJob) -> str:
     """What a run's pages depend on: the builder, the site's options, the run's place on the
     board, and the name, size and modification time of every file of the run."""
-    files = []
-    root = str(job.run.run_dir)
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "checkpoints")
-        for name in sorted(filenames):
-            st = os.stat(os.path.join(dirpath, name))
-            files.append(
-                (os.path.relpath(os.path.join(dirpath, name), root), st.st_size, st.st_mtime_ns)
-            )
+    files: list[tuple[str, int, int]] = []
+    _list_files(str(job.run.run_dir), "", files)
     blob = json.dumps(
         [
             _builder_hash(),
@@ -753,6 +746,17 @@ def _stamp(job: _RunJob) -> str:
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _list_files(folder: str, prefix: str, out: list[tuple[str, int, int]]) -> None:
+    with os.scandir(folder) as entries:
+        for entry in sorted(entries, key=lambda e: e.name):
+            if entry.is_dir():
+                if entry.name != "checkpoints":
+                    _list_files(entry.path, f"{prefix}{entry.name}/", out)
+            else:
+                st = entry.stat()
+                out.append((prefix + entry.name, st.st_size, st.st_mtime_ns))
 
 
 def _render_run(job: _RunJob) -> int:
