@@ -131,7 +131,7 @@ def _benchmark(key: str, runs: list[RunRecord]) -> BenchmarkBoard:
     groups: dict[str, list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(run.config_key, []).append(run)
-    rows = [_row(sorted(g, key=lambda r: (str(r.seed), r.slug))) for g in groups.values()]
+    rows = [_row(sorted(g, key=_seed_order)) for g in groups.values()]
     rows.sort(key=_row_order)
     rank = 0
     for row in rows:
@@ -170,6 +170,13 @@ def _benchmark(key: str, runs: list[RunRecord]) -> BenchmarkBoard:
         task_info=[t for t in task_info if isinstance(t, dict)],
         best=best,
     )
+
+
+def _seed_order(run: RunRecord) -> tuple[Any, ...]:
+    seed = run.seed
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        return (0, seed, "", run.slug)
+    return (1, 0, str(seed), run.slug)
 
 
 def _row(runs: list[RunRecord]) -> Row:
