@@ -210,7 +210,9 @@ def heatmap_svg(
     label_w = min(max([len(_clip(stage_label(s), 26)) for s in stages] + [8]) * 7 + 16, 200)
     longest = max([len(_clip(t, 16)) for t in tasks] + [4])
     top = int(min(max(16 + 4.8 * longest, 40), 100))  # room for the rotated task labels
-    width = label_w + cw * len(tasks) + 70  # room for the last rotated label
+    legend_w = min(cw * len(tasks), 240)
+    # room for the last rotated label and the legend's caption
+    width = max(label_w + cw * len(tasks) + 70, label_w + legend_w + 190)
     height = top + ch * len(stages) + 40
     out = [
         f'<svg class="heatmap" role="img" aria-label="accuracy matrix" xmlns="http://www.w3.org/2000/svg" '
@@ -256,7 +258,7 @@ def heatmap_svg(
     # legend
     ly = top + ch * len(stages) + 14
     lx = label_w
-    lw = min(cw * len(tasks), 240)
+    lw = legend_w
     out.append(
         '<defs><linearGradient id="heat-legend" x1="0" x2="1" y1="0" y2="0">'
         + "".join(
