@@ -62,7 +62,14 @@ def write_parquet(path: Path, columns: Sequence[Column], rows: Sequence[dict[str
     }
     schema = pa.schema([pa.field(name, types[kind]) for name, kind in columns])
     data = {name: [_arrow_value(row.get(name), kind) for row in rows] for name, kind in columns}
-    pq.write_table(pa.Table.from_pydict(data, schema=schema), str(path), compression="zstd")
+    big = len(rows) > 1000  # dictionaries and statistics only pay off on large tables
+    pq.write_table(
+        pa.Table.from_pydict(data, schema=schema),
+        str(path),
+        compression="zstd" if big else "none",
+        use_dictionary=big,
+        write_statistics=big,
+    )
 
 
 def write_both(stem: Path, columns: Sequence[Column], rows: Sequence[dict[str, Any]]) -> None:

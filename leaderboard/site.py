@@ -92,11 +92,16 @@ class _Site:
         self.title = title
         self.max_samples = max_samples
         self.generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self._folders: set[str] = set()
 
     def write(self, rel: str, text: str) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        path = os.path.join(self.root, rel)
+        folder = os.path.dirname(path)
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
 
     def footer(self, dated: bool = True) -> str:
         """The page footer; run pages are reused by later builds, so they carry no date."""
