@@ -183,7 +183,13 @@ _STOPS = [
 
 
 def heat_colour(value: float) -> str:
-    x = min(max(value / 100.0, 0.0), 1.0)
+    """The fill of a heat-map cell scoring ``value`` (0-100)."""
+    return _heat_colour(round(min(max(value, 0.0), 100.0), 1))
+
+
+@cache
+def _heat_colour(value: float) -> str:
+    x = value / 100.0
     for (x0, c0), (x1, c1) in zip(_STOPS, _STOPS[1:]):
         if x <= x1:
             f = (x - x0) / (x1 - x0) if x1 > x0 else 0.0

@@ -798,15 +798,16 @@ def _run_pages(
     exports.write_both(site.root / folder / "matrix", columns, matrix_rows)
     exports.write_both(site.root / folder / "stages", STAGE_COLUMNS, run.stages_table)
     trained_stage = {t: i + 1 for i, t in enumerate(tasks)} if run.schedule == "sequential" else {}
+    labels = {s: _stage_label(run, s) for s in stages}
+    scores = {(s, t): results.score(s, t) for s in stages for t in tasks}
 
     def link(stage: int, k: int) -> str:
         return f"task-{k}.html#stage={stage}"
 
     def detail(stage: int, task: str) -> str:
-        value = results.score(stage, task)
         n = results.counts.get((stage, task))
         reason = results.not_scored.get((stage, task))
-        text = f"{task} after {_stage_label(run, stage)}: {fmt_score(value)}"
+        text = f"{task} after {labels[stage]}: {fmt_score(scores[stage, task])}"
         if n:
             text += f" ({n} samples)"
         if reason:
@@ -816,8 +817,8 @@ def _run_pages(
     heat = heatmap_svg(
         tasks,
         stages,
-        lambda s: _stage_label(run, s),
-        results.score,
+        labels.__getitem__,
+        lambda s, t: scores[s, t],
         link=link,
         detail=detail,
         diagonal=lambda s, k: run.schedule == "sequential" and s == k,
@@ -863,7 +864,7 @@ def _run_pages(
     body.append("<h2>Each task across stages</h2>")
     body.append('<div class="curves">')
     for k, task in enumerate(tasks, start=1):
-        values = [results.score(s, task) for s in stages]
+        values = [scores[s, task] for s in stages]
         final = values[-1] if values else math.nan
         body.append(
             f'<figure><figcaption><a href="task-{k}.html">{esc(task)}</a> '
@@ -872,7 +873,7 @@ def _run_pages(
                 stages,
                 values,
                 trained_stage.get(task),
-                lambda s: _stage_label(run, s),
+                labels.__getitem__,
                 f"{task} across stages",
             )
             + "</figure>"
