@@ -211,6 +211,7 @@ def test_drilldown_pages_through_large_tasks(browser: Any, tmp_path: Path) -> No
     page.fill("#drill-search", "question 12")  # 12, 120..129
     assert page.eval_on_selector_all(count, "r => r.length") == 11
     assert not visitor.errors and not visitor.dialogs
+    page.close()
 
 
 def test_downloads_hold_the_numbers_in_the_table(site: Path, visitor: Visitor) -> None:
