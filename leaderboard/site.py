@@ -1148,6 +1148,8 @@ def _task_page(
         '<p class="note" id="drill-note" hidden>Only the first '
         f"{esc(site.max_samples)} samples of each stage are shown; the full predictions are in "
         "the run directory's <code>predictions/</code> Arrow files.</p>"
+        "<noscript><p class=note>This page lists the predictions with JavaScript; the same "
+        "data is in the run directory's <code>predictions/</code> Arrow files.</p></noscript>"
         '<div class="drill-controls">'
         '<label>Stage<select id="drill-stage"></select></label>'
         '<label>Show<select id="drill-show"><option value="all">all samples</option>'

@@ -234,3 +234,21 @@ def test_a_rebuild_reuses_unchanged_run_pages_and_redoes_changed_ones(
     assert (site / "r" / seq.slug / "task-1.html").stat().st_ino == before[seq.slug]
     assert (site / "r" / replay.slug / "task-1.html").stat().st_ino != before[replay.slug]
     assert "changed after the first build" in (site / "r" / replay.slug / "task-1.html").read_text()
+
+
+def test_broken_or_missing_predictions_files_are_reported_on_the_drilldown_page(
+    tree: Tree, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(tree.published["seq-s0"], run_dir)
+    prediction_path(run_dir, 2, "task1").write_bytes(b"truncated")
+    prediction_path(run_dir, 3, "task1").unlink()
+    site = tmp_path / "site"
+    build_site([run_dir], site, jobs=1)
+    (run,) = (site / "r").iterdir()
+    text = (run / "task-1.html").read_text()
+    assert "stage 2: " in text and "not a readable Arrow IPC file" in text
+    assert "stage 3: " in text and "does not exist" in text
+    data = json.loads(re.search(r'id="drill-data">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
+    assert sorted(data["preds"]) == ["0", "1", "4"]
+    assert [s["total"] for s in data["stages"]] == [12, 12, 0, 0, 12]
