@@ -144,6 +144,9 @@ def check_benchmark(
                     severity="warning",
                 )
             )
+    cross_check = getattr(benchmark, "cross_check", None)
+    if callable(cross_check):
+        report.problems.extend(cross_check(root))
     for path, (file, entry, field_name) in images.items():
         report.images_checked += 1
         message = _image_problem(path, fast)

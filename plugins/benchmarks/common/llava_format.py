@@ -108,6 +108,10 @@ def image_path(root: str | os.PathLike[str], relative: str) -> str:
     return os.path.abspath(os.path.join(os.fspath(root), relative))
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
 def _is_id(value: Any) -> bool:
     return isinstance(value, (str, int)) and not isinstance(value, bool)
 
@@ -288,11 +292,13 @@ def parse_test_entries(
         if not ok:
             continue
         answer = item.get("answer")
-        if isinstance(answer, (dict, list)):
+        if isinstance(answer, list) and answer and all(_is_scalar(a) for a in answer):
+            answer = answer[0]  # several accepted answers (MLLM-CL OCR): meta keeps them all
+        if not (answer is None or _is_scalar(answer)):
             report(
                 Problem(
                     file,
-                    f"expected a string or number, found {type(answer).__name__}",
+                    f"expected a string, a number or a list of them, found {answer!r}",
                     index,
                     "answer",
                 )
@@ -368,12 +374,23 @@ class CoinLayout:
     accepted (``test.json`` first)."""
 
     TEST_NAMES = ("test.json", "val.json")
+    ANNOTATION_DIRS = ("annotations", "Instructions_Original")
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], annotations: str | None = None) -> None:
+        """``annotations`` names the folder under ``root`` that holds the task folders; by
+        default ``annotations`` (SEFE's release), else ``Instructions_Original`` (CoIN's)
+        when only that one exists."""
         self.root = Path(root)
+        if annotations is None:
+            annotations = self.ANNOTATION_DIRS[0]
+            for name in self.ANNOTATION_DIRS:
+                if (self.root / name).is_dir():
+                    annotations = name
+                    break
+        self.annotations = annotations
 
     def task_dir(self, task: str) -> Path:
-        return self.root / "annotations" / task
+        return self.root / self.annotations / task
 
     def train_file(self, task: str, name: str = "train.json") -> Path:
         return self.task_dir(task) / name
@@ -388,7 +405,7 @@ class CoinLayout:
         return self.task_dir(task) / self.TEST_NAMES[0]
 
     def tasks_present(self) -> list[str]:
-        folder = self.root / "annotations"
+        folder = self.root / self.annotations
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir())
