@@ -15,8 +15,9 @@ from cvit_bench.plugins.benchmarks.common.vqa_normalize import normalize_answer,
 
 def ref(qid, answer, **meta):
     image = meta.pop("image", "/data/x.png")
-    return Sample(id=qid, task="t", prompt=meta.pop("prompt", "q"), answer=answer, image=image,
-                  meta=meta)
+    return Sample(
+        id=qid, task="t", prompt=meta.pop("prompt", "q"), answer=answer, image=image, meta=meta
+    )
 
 
 def one(function, text, reference, **kwargs):
@@ -63,8 +64,10 @@ def test_scienceqa_accuracy_uses_problem_answer_and_choice_count():
 
 
 def test_scienceqa_missing_counts_as_wrong_only_when_asked():
-    refs = [ref("1", "A", sqa_answer=0, sqa_n_choices=2), ref("2", "B", sqa_answer=1,
-                                                               sqa_n_choices=2)]
+    refs = [
+        ref("1", "A", sqa_answer=0, sqa_n_choices=2),
+        ref("2", "B", sqa_answer=1, sqa_n_choices=2),
+    ]
     with pytest.raises(DataError, match="1 of 2 reference"):
         scorers.score_scienceqa([Prediction("1", "A")], refs)
     score = scorers.score_scienceqa([Prediction("1", "A")], refs, missing="wrong")
@@ -152,8 +155,9 @@ def test_gqa_rules_and_balanced_only():
     assert one(scorers.score_gqa, " yes", balanced) == 0
     assert one(scorers.score_gqa, " yes", balanced, mode="fixed") == 100
     unbalanced = ref("202", "red", gqa_balanced=False)
-    score = scorers.score_gqa([Prediction("201", "no"), Prediction("202", "red")],
-                              [balanced, unbalanced])
+    score = scorers.score_gqa(
+        [Prediction("201", "no"), Prediction("202", "red")], [balanced, unbalanced]
+    )
     assert score.n == 1 and score.value == 0.0 and "unbalanced" in score.notes[0]
 
 

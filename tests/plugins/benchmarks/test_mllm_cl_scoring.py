@@ -54,8 +54,12 @@ def test_science_rule_by_image_source_and_mapqa_partial_credit():
     assert one(scorers.score_mllm_science, "b", ai2d) == 100
     assert one(scorers.score_mllm_science, "B.", ai2d) == 0
     assert one(scorers.score_mllm_science, "B.", ai2d, mode="fixed") == 100
-    states = ref("s2", "ohio,texas", image="/d/Sci/images/MapQA_3.png",
-                 prompt="Which states have the highest value?")
+    states = ref(
+        "s2",
+        "ohio,texas",
+        image="/d/Sci/images/MapQA_3.png",
+        prompt="Which states have the highest value?",
+    )
     assert one(scorers.score_mllm_science, "ohio, texas", states) == 50
     assert one(scorers.score_mllm_science, "ohio, texas", states, mode="fixed") == 100
     assert one(scorers.score_mllm_science, "Ohio,Texas,Utah", states) == 100
@@ -80,12 +84,17 @@ def test_finance_rule(text, gold, published, fixed):
 
 
 def test_ocr_rule_and_published_totals():
-    regular = Sample(id="o1", task="OCR", prompt="q", answer="STOP",
-                     meta={"answer": ["STOP", "stop sign"],
-                           "answer_type": "Regular Text Recognition"})
+    regular = Sample(
+        id="o1",
+        task="OCR",
+        prompt="q",
+        answer="STOP",
+        meta={"answer": ["STOP", "stop sign"], "answer_type": "Regular Text Recognition"},
+    )
     hmer = ref("o2", "X ^ 2", answer_type="Handwritten Mathematical Expression Recognition")
-    score = scorers.score_mllm_ocr([Prediction("o1", "The sign says Stop"),
-                                    Prediction("o2", "x^2+1")], [regular, hmer])
+    score = scorers.score_mllm_ocr(
+        [Prediction("o1", "The sign says Stop"), Prediction("o2", "x^2+1")], [regular, hmer]
+    )
     assert score.per_sample == {"o1": 100.0, "o2": 0.0}  # formulas keep their case
     assert score.value == 50.0
     assert score.metrics["final_score"] == 1 and score.metrics["final_score_norm"] == 0.1
