@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from cvit_bench.harness.errors import DataError
 from cvit_bench.harness.plugins import get_plugin_manager
 from cvit_bench.plugins.benchmarks.common.check import check_benchmark
