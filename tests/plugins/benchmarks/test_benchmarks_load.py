@@ -25,8 +25,9 @@ def perfect(samples):
     return [Prediction(s.id, s.answer or "") for s in samples]
 
 
-@pytest.mark.parametrize("name", ["coin", "coin-asd", "coin-sampled", "ucit", "mllm-dcl",
-                                  "mllm-acl"])
+@pytest.mark.parametrize(
+    "name", ["coin", "coin-asd", "coin-sampled", "ucit", "mllm-dcl", "mllm-acl"]
+)
 def test_registered_and_conforming(name):
     instance = bench(name)
     assert isinstance(instance, Benchmark)
@@ -38,8 +39,16 @@ def test_registered_and_conforming(name):
 
 def test_coin_end_to_end(coin_root):
     coin = bench("coin", coin_root)
-    assert [t.name for t in coin.tasks()] == ["ScienceQA", "TextVQA", "ImageNet", "GQA",
-                                               "VizWiz", "Grounding", "VQAv2", "OCRVQA"]
+    assert [t.name for t in coin.tasks()] == [
+        "ScienceQA",
+        "TextVQA",
+        "ImageNet",
+        "GQA",
+        "VizWiz",
+        "Grounding",
+        "VQAv2",
+        "OCRVQA",
+    ]
     train = coin.train_samples("ScienceQA")
     assert train[0].prompt == "ScienceQA question 0?" and os.path.isfile(train[0].image)
     sqa = coin.eval_samples("ScienceQA")
@@ -62,8 +71,9 @@ def test_coin_end_to_end(coin_root):
     assert coin.score("ScienceQA", preds, refs).value == 50.0
     sefe = bench("coin", coin_root, scienceqa_parser="sefe")
     assert sefe.score("ScienceQA", preds, sefe.eval_samples("ScienceQA")).value == 50.0
-    fixed = coin.score("ScienceQA", [Prediction("101", "(A)"), Prediction("102", "b")], refs,
-                       mode="fixed")
+    fixed = coin.score(
+        "ScienceQA", [Prediction("101", "(A)"), Prediction("102", "b")], refs, mode="fixed"
+    )
     assert fixed.value == 50.0
 
 
@@ -110,8 +120,14 @@ def test_unknown_task_and_bad_option():
 
 def test_ucit_end_to_end(ucit_root):
     ucit = bench("ucit", ucit_root)
-    assert [t.name for t in ucit.tasks()] == ["ImageNet-R", "ArxivQA", "VizWiz-caption",
-                                               "IconQA", "CLEVR-Math", "Flickr30k"]
+    assert [t.name for t in ucit.tasks()] == [
+        "ImageNet-R",
+        "ArxivQA",
+        "VizWiz-caption",
+        "IconQA",
+        "CLEVR-Math",
+        "Flickr30k",
+    ]
     assert ucit.train_samples("Flickr30k")[0].image.startswith(str(ucit_root / "datasets"))
     clevr = ucit.eval_samples("CLEVR-Math")
     assert clevr[0].answer == "4"

@@ -19,8 +19,15 @@ def errors(report):
     return [(p.file, p.entry, p.field, p.message) for p in report.errors]
 
 
-@pytest.mark.parametrize(("name", "root"), [("coin", "coin_root"), ("ucit", "ucit_root"),
-                                            ("mllm-dcl", "dcl_root"), ("mllm-acl", "acl_root")])
+@pytest.mark.parametrize(
+    ("name", "root"),
+    [
+        ("coin", "coin_root"),
+        ("ucit", "ucit_root"),
+        ("mllm-dcl", "dcl_root"),
+        ("mllm-acl", "acl_root"),
+    ],
+)
 def test_clean_copies_pass(name, root, request):
     report = check_benchmark(bench(name), request.getfixturevalue(root), fast=False)
     assert report.ok, report.format()
@@ -67,8 +74,10 @@ def test_reference_files_and_counts(coin_root):
     report = check_benchmark(bench("coin"), coin_root, fast=True)
     found = errors(report)
     assert (str(textvqa), 1, "answers", "exactly 10 human answers required, found 9") in found
-    assert any(f.endswith("testdev_balanced_questions.json") and m == "file not found"
-               for f, _, _, m in found)
+    assert any(
+        f.endswith("testdev_balanced_questions.json") and m == "file not found"
+        for f, _, _, m in found
+    )
     # a copy smaller than the published release is a warning, not an error
     sqa_test = [w for w in report.warnings if w.file.endswith("ScienceQA/test.json")]
     assert sqa_test and "2 entries, fewer than the 4241" in sqa_test[0].message
