@@ -92,6 +92,7 @@ def test_scienceqa_missing_counts_as_wrong_only_when_asked():
         ("1,000", "1000"),
         ("it's red", "it 's red"),
         ("left-hand", "left hand"),
+        ("left-hand - right", "lefthand right"),
         ("(yes)", "yes"),
         ("new\nyork", "new york"),
     ],

@@ -111,3 +111,16 @@ def test_prepare_runs_the_fast_check(coin_root, monkeypatch):
 def test_missing_data_root(tmp_path):
     report = check_benchmark(bench("ucit"), tmp_path / "nope")
     assert not report.ok and "not a directory" in report.format()
+
+
+def test_test_ids_must_be_in_reference_files(coin_root):
+    problems = json.loads((coin_root / "ScienceQA" / "problems.json").read_text())
+    del problems["102"]
+    (coin_root / "ScienceQA" / "problems.json").write_text(json.dumps(problems))
+    gqa = coin_root / "GQA" / "testdev_balanced_questions.json"
+    gqa.write_text(json.dumps({"201": {"answer": "yes"}}))
+    report = check_benchmark(bench("coin"), coin_root, fast=True)
+    [(file, entry, field, message)] = errors(report)
+    assert file.endswith("ScienceQA/test.json") and (entry, field) == (1, "question_id")
+    assert message == "id '102' is not in ScienceQA/problems.json"
+    assert any(w.entry == 1 and "GQA/testdev_balanced" in w.message for w in report.warnings)
