@@ -74,6 +74,8 @@ class Runner:
     ):
         self.manager = manager or get_plugin_manager()
         self.progress = progress
+        # validate programmatic configs too (sections given as plain dicts, wrong types)
+        config = build_dataclass(RunConfig, dataclasses.asdict(config), "config")
         self.method_cls = self.manager.method(config.method)
         self.bench_cls = self.manager.benchmark(config.bench)
         model_name = config.model or getattr(self.bench_cls, "reference_model", None)
