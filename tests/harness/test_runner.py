@@ -8,7 +8,7 @@ from cvit_bench.harness import hookimpl
 from cvit_bench.harness.cli import format_results
 from cvit_bench.harness.config import RunConfig
 from cvit_bench.harness.errors import RunDirError, UsageError
-from cvit_bench.harness.results import RunResults, prediction_path, read_table
+from cvit_bench.harness.results import RunResults, read_table
 from cvit_bench.harness.runner import Runner
 from cvit_bench.testing import FakeBenchmark, FakeModel, FakeSequential, plugin_manager
 
