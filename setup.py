@@ -28,7 +28,7 @@ def _packages() -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
             if "__init__.py" not in filenames:
                 continue
-            name = root + dirpath[len(folder):].replace(os.sep, ".")
+            name = root + dirpath[len(folder) :].replace(os.sep, ".")
             packages.append(name)
             data = _data_files(dirpath)
             if data:

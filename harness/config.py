@@ -326,9 +326,15 @@ def describe_fields(cls: type, prefix: str = "") -> list[dict[str, Any]]:
             default = f.default_factory()  # type: ignore[misc]
         else:
             default = None
-        out.append({"name": prefix + f.name, "type": _type_name(hint), "default": default,
-                    "help": f.metadata.get("help", ""),
-                    "choices": list(f.metadata.get("choices", ()))})
+        out.append(
+            {
+                "name": prefix + f.name,
+                "type": _type_name(hint),
+                "default": default,
+                "help": f.metadata.get("help", ""),
+                "choices": list(f.metadata.get("choices", ())),
+            }
+        )
     return out
 
 

@@ -11,23 +11,41 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
-TOP_LEVEL = {"harness": "cvit_bench/harness", "plugins": "cvit_bench/plugins",
-             "leaderboard": "cvit_bench/leaderboard", "testing": "cvit_bench/testing"}
+TOP_LEVEL = {
+    "harness": "cvit_bench/harness",
+    "plugins": "cvit_bench/plugins",
+    "leaderboard": "cvit_bench/leaderboard",
+    "testing": "cvit_bench/testing",
+}
 DATA_SUFFIXES = (".json", ".yaml", ".yml", ".html", ".css", ".js", ".txt", ".md", ".jinja")
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--no-build-isolation", "--wheel-dir", str(out), str(ROOT)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+    )
     [path] = out.glob("cvit_bench-*.whl")
     return zipfile.ZipFile(path)
 
 
 def _tracked_files() -> list[Path]:
-    out = subprocess.run(["git", "ls-files", *TOP_LEVEL], cwd=ROOT, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        ["git", "ls-files", *TOP_LEVEL], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return [Path(p) for p in out.stdout.split()]
 
 
@@ -54,8 +72,10 @@ def test_entry_points_and_console_script_are_in_the_wheel(wheel):
     for name, target in declared.get("entry-points", {}).get("cvit_bench", {}).items():
         assert f"{name} = {target}" in text
         module_path = target.replace(".", "/")
-        assert (f"{module_path}/__init__.py" in wheel.namelist()
-                or f"{module_path}.py" in wheel.namelist()), f"{target} is not in the wheel"
+        assert (
+            f"{module_path}/__init__.py" in wheel.namelist()
+            or f"{module_path}.py" in wheel.namelist()
+        ), f"{target} is not in the wheel"
 
 
 def test_no_tests_or_generic_top_level_packages_in_the_wheel(wheel):

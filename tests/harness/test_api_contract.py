@@ -12,34 +12,60 @@ from cvit_bench.harness import hookspecs, protocols
 
 GUIDE = (Path(__file__).parents[2] / "docs" / "plugin-guide.md").read_text()
 
-HOOKS = [name for name, fn in vars(hookspecs).items()
-         if callable(fn) and hasattr(fn, "cvit_bench_spec")]
+HOOKS = [
+    name for name, fn in vars(hookspecs).items() if callable(fn) and hasattr(fn, "cvit_bench_spec")
+]
 PROTOCOLS = [protocols.Benchmark, protocols.ModelAdapter, protocols.Engine, protocols.Method]
 
 # The API as of version 1.0. Entries may be added here; one that disappears from the code
 # without a deprecation cycle fails test_nothing_was_removed.
 API_1_0 = {
     "hooks": {
-        "register_methods": ["registrar"], "register_benchmarks": ["registrar"],
-        "register_models": ["registrar"], "run_started": ["run"],
+        "register_methods": ["registrar"],
+        "register_benchmarks": ["registrar"],
+        "register_models": ["registrar"],
+        "run_started": ["run"],
         "task_trained": ["run", "stage", "task", "stats"],
         "task_evaluated": ["run", "stage", "task", "metrics", "primary"],
-        "stage_finished": ["run", "stage", "wall_s"], "run_finished": ["run", "summary"],
+        "stage_finished": ["run", "stage", "wall_s"],
+        "run_finished": ["run", "summary"],
     },
-    "Benchmark": ["name", "version", "config_class", "reference_model", "prepare", "tasks",
-                  "train_samples", "eval_samples", "score", "identity"],
-    "ModelAdapter": ["name", "config_class", "build", "create_engine", "lora_targets",
-                     "describe"],
+    "Benchmark": [
+        "name",
+        "version",
+        "config_class",
+        "reference_model",
+        "prepare",
+        "tasks",
+        "train_samples",
+        "eval_samples",
+        "score",
+        "identity",
+    ],
+    "ModelAdapter": ["name", "config_class", "build", "create_engine", "lora_targets", "describe"],
     "Engine": ["train", "predict"],
-    "Method": ["name", "config_class", "requirements", "schedule", "setup", "before_task",
-               "training_samples", "trainable_parameters", "training_loss", "after_task",
-               "inference", "save_checkpoint", "load_checkpoint", "costs"],
+    "Method": [
+        "name",
+        "config_class",
+        "requirements",
+        "schedule",
+        "setup",
+        "before_task",
+        "training_samples",
+        "trainable_parameters",
+        "training_loss",
+        "after_task",
+        "inference",
+        "save_checkpoint",
+        "load_checkpoint",
+        "costs",
+    ],
 }
 
 
 def signature(name, fn, drop_self=False):
     sig = inspect.signature(fn)
-    params = list(sig.parameters.values())[1 if drop_self else 0:]
+    params = list(sig.parameters.values())[1 if drop_self else 0 :]
     return f"{name}{sig.replace(parameters=params)}".replace("'", "")
 
 

@@ -12,9 +12,11 @@ CLI = [sys.executable, "-m", "cvit_bench.harness.cli"]
 
 
 def test_list_does_not_import_heavy_modules():
-    code = ("import sys; from cvit_bench.harness.cli import main; main(['list']); "
-            "heavy = [m for m in ('torch', 'transformers', 'deepspeed', 'peft', 'pyarrow') "
-            "if m in sys.modules]; print('HEAVY', heavy)")
+    code = (
+        "import sys; from cvit_bench.harness.cli import main; main(['list']); "
+        "heavy = [m for m in ('torch', 'transformers', 'deepspeed', 'peft', 'pyarrow') "
+        "if m in sys.modules]; print('HEAVY', heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "HEAVY []" in out.stdout, out.stdout
 
@@ -27,13 +29,22 @@ def test_list_json_shape():
         assert entry["distribution"] and entry["name"]
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--set", "train.lr"], "--set expects key=value"),
-    (["run", "--set", "train.epochs=many", "--dry-run"], "train.epochs expects a number"),
-    (["run", "--set", "eval.eval_on=some", "--dry-run"], "must be one of ['all', 'seen']"),
-    (["run", "--config", "/nonexistent/cfg.yaml"], "config file /nonexistent/cfg.yaml does not exist"),
-    (["run", "--set", "trian.lr=1", "--dry-run"], "unknown option(s) 'trian'. Did you mean 'train'?"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--set", "train.lr"], "--set expects key=value"),
+        (["run", "--set", "train.epochs=many", "--dry-run"], "train.epochs expects a number"),
+        (["run", "--set", "eval.eval_on=some", "--dry-run"], "must be one of ['all', 'seen']"),
+        (
+            ["run", "--config", "/nonexistent/cfg.yaml"],
+            "config file /nonexistent/cfg.yaml does not exist",
+        ),
+        (
+            ["run", "--set", "trian.lr=1", "--dry-run"],
+            "unknown option(s) 'trian'. Did you mean 'train'?",
+        ),
+    ],
+)
 def test_bad_usage_is_one_message_and_exit_2(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
