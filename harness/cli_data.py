@@ -21,15 +21,18 @@ from .types import Prediction
 DATA_ROOT_ENV = "CVIT_BENCH_DATA_ROOT"
 
 
-def register(subparsers: Any) -> None:
-    """Add ``data check`` and ``score`` to the CLI's subcommands."""
-    data = subparsers.add_parser(
-        "data",
-        help="check a local copy of a benchmark's data",
-        description="Commands on a benchmark's local data.",
-    )
-    data_commands = data.add_subparsers(dest="data_command", metavar="COMMAND")
-    data_commands.required = True
+def register(cli: Any) -> None:
+    """Add ``data check`` and ``score``.
+
+    ``cli`` is the main CLI's ``CommandGroups`` (so that other modules can add more ``data``
+    commands), or a plain argparse sub-parser set.
+    """
+    if hasattr(cli, "group"):
+        data_commands = cli.group("data", help="commands on a benchmark's local data")
+    else:
+        data = cli.add_parser("data", help="commands on a benchmark's local data")
+        data_commands = data.add_subparsers(dest="data_command", metavar="COMMAND")
+        data_commands.required = True
     check = data_commands.add_parser(
         "check",
         help="verify annotation files, images and reference files before a run",
@@ -48,7 +51,7 @@ def register(subparsers: Any) -> None:
     )
     check.set_defaults(func=run_data_check)
 
-    score = subparsers.add_parser(
+    score = cli.add_parser(
         "score",
         help="score a predictions file with a benchmark's scorer",
         description="Score a JSON-lines predictions file ({question_id, text, ...} per line, "

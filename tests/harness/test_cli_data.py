@@ -155,3 +155,28 @@ def test_score_reports_bad_prediction_lines(tmp_path, capsys):
         == 1
     )
     assert "line 2: field 'text': missing" in capsys.readouterr().err
+
+
+def test_commands_through_the_main_cli(tmp_path, capsys):
+    from cvit_bench.harness.cli import main
+
+    root = layouts.make_mllm(tmp_path / "dcl", "dcl")
+    assert main(["data", "check", "--bench", "mllm-dcl", "--data-root", str(root)]) == 0
+    capsys.readouterr()
+    preds = write_jsonl(tmp_path / "p.jsonl", [{"question_id": "med-1", "text": "not sure"}])
+    args = [
+        "score",
+        "--bench",
+        "mllm-dcl",
+        "--task",
+        "Med",
+        "--predictions",
+        str(preds),
+        "--data-root",
+        str(root),
+        "--json",
+    ]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["primary"]["value"] == 100.0
+    assert main([*args, "--mode", "fixed"]) == 0
+    assert json.loads(capsys.readouterr().out)["primary"]["value"] == 0.0
