@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -162,3 +163,19 @@ def test_mllm_acl_scores_offline_tasks_and_marks_the_rest(acl_root):
         score = acl.score(task, perfect(refs), refs)
         assert math.isnan(score.value) and score.not_scored
     assert acl.train_samples("VP")[0].image == str(acl_root / "VP" / "images" / "train_0.png")
+
+
+def test_tasks_scored_elsewhere_need_no_answers(acl_root):
+    app = acl_root / "APP_test" / "test.json"
+    items = json.loads(app.read_text())
+    for item in items:
+        del item["answer"]
+    app.write_text(json.dumps(items))
+    acl = bench("mllm-acl", acl_root)  # prepare's data check passes
+    refs = acl.eval_samples("APP")
+    assert refs[0].answer is None
+    assert acl.score("APP", [Prediction("ALL_1", "tap")], refs).not_scored
+    ocr = acl_root / "OCR_test" / "test.json"
+    ocr.write_text(app.read_text().replace("ALL_1", "ocr-1"))
+    with pytest.raises(DataError, match="field 'answer': missing"):
+        bench("mllm-acl", acl_root)
