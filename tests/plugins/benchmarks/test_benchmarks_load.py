@@ -112,6 +112,17 @@ def test_subsampling_is_seeded_and_recorded(coin_root):
     assert any("subsample" in n for n in score.notes)
 
 
+def test_scoring_mode_is_part_of_the_identity(coin_root):
+    fixed = bench("ucit", scoring_mode="fixed")
+    assert fixed.identity()["scoring_mode"] == "fixed"
+    assert bench("ucit").identity() != fixed.identity()
+    coin = bench("coin", coin_root, scoring_mode="fixed")
+    refs = coin.eval_samples("ImageNet")
+    empty = [Prediction(r.id, "") for r in refs]
+    assert coin.score("ImageNet", empty, refs).value == 0.0
+    assert coin.score("ImageNet", empty, refs, mode="published").value == 100.0
+
+
 def test_unknown_task_and_bad_option():
     with pytest.raises(UsageError, match="no task 'Nope'"):
         bench("coin").eval_samples("Nope")
