@@ -305,25 +305,31 @@ def resolve_run_config(
     return build_dataclass(RunConfig, data, "config")
 
 
-def describe_fields(cls: type) -> list[dict[str, Any]]:
-    """``[{name, type, default, help, choices}]`` for a config dataclass (CLI help, docs, site)."""
+def describe_fields(cls: type, prefix: str = "") -> list[dict[str, Any]]:
+    """``[{name, type, default, help, choices}]`` for a config dataclass (CLI help, docs, site).
+
+    Nested config dataclasses (``train``, ``eval``) are flattened to dotted names, the form
+    ``--set`` takes.
+    """
     if not dataclasses.is_dataclass(cls):
         return []
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        hint = hints.get(f.name)
+        if dataclasses.is_dataclass(hint):
+            out.extend(describe_fields(hint, f"{prefix}{f.name}."))
+            continue
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
-            if dataclasses.is_dataclass(default):
-                default = dataclasses.asdict(default)
         else:
             default = None
         out.append(
             {
-                "name": f.name,
-                "type": _type_name(hints.get(f.name)),
+                "name": prefix + f.name,
+                "type": _type_name(hint),
                 "default": default,
                 "help": f.metadata.get("help", ""),
                 "choices": list(f.metadata.get("choices", ())),

@@ -224,7 +224,10 @@ class Method(Protocol):
         ``batch["samples"]`` holds the batch's ``Sample`` objects."""
 
     def save_checkpoint(self, ctx: RunContext, directory: Path) -> None:
-        """Write everything needed to resume after this stage (adapter weights, method state)."""
+        """Write everything needed to resume after this stage (adapter weights, method state).
+
+        Called on every rank (gathering sharded weights is a collective operation); only rank 0
+        (``ctx.rank == 0``) writes files."""
 
     def load_checkpoint(self, ctx: RunContext, directory: Path) -> None:
         """Restore what ``save_checkpoint`` wrote; called after ``setup`` on resume."""
@@ -281,6 +284,8 @@ class MethodBase:
 
         from .io import atomic_write_bytes
 
+        if ctx.rank != 0:
+            return
         atomic_write_bytes(
             Path(directory) / "method_state.pkl", pickle.dumps(self.state_dict(), protocol=4)
         )

@@ -134,8 +134,10 @@ class Registry:
                 f" Some plugins failed to load and may have provided it ({broken});"
                 " run 'cvit-bench plugins' for details."
             )
-            raise PluginLoadError(message)
-        message += f" Known {self.kind}: {', '.join(self.names()) or '(none)'}."
+            if not close:  # most likely the broken plugin's own name: its error is the answer
+                raise PluginLoadError(message)
+        else:
+            message += f" Known {self.kind}: {', '.join(self.names()) or '(none)'}."
         raise UnknownNameError(message)
 
     def load(self, name: str) -> Any:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,8 @@ class Runner:
     ):
         self.manager = manager or get_plugin_manager()
         self.progress = progress
+        # validate programmatic configs too (sections given as plain dicts, wrong types)
+        config = build_dataclass(RunConfig, dataclasses.asdict(config), "config")
         self.method_cls = self.manager.method(config.method)
         self.bench_cls = self.manager.benchmark(config.bench)
         model_name = config.model or getattr(self.bench_cls, "reference_model", None)
@@ -195,6 +197,8 @@ class Runner:
 
     def _claim_run_dir(self, tasks: list[TaskInfo]) -> dict[str, Any]:
         identity = self.config.identity()
+        if self.rank != 0:
+            return self._wait_for_rank0(identity)
         if self._info_path().exists():
             info = self._read_info()
             if info.get("config_identity") != identity:
@@ -236,6 +240,23 @@ class Runner:
             )
             atomic_write_json(self._info_path(), info)
         return info
+
+    def _wait_for_rank0(self, identity: str, timeout_s: float = 600.0) -> dict[str, Any]:
+        """Other ranks read the run directory rank 0 has claimed (a file-based barrier)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._info_path().exists():
+                try:
+                    info = json.loads(self._info_path().read_text())
+                except json.JSONDecodeError:
+                    info = {}
+                if info.get("config_identity") == identity:
+                    return info
+            time.sleep(0.2)
+        raise RunDirError(
+            f"rank {self.rank}: rank 0 did not set up {self.run_dir} within "
+            f"{timeout_s:.0f} s (did it fail? see its output)"
+        )
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> results_io.RunResults:
@@ -313,14 +334,18 @@ class Runner:
                     primary=score.primary,
                 )
             wall_s = time.perf_counter() - started
-            if stage >= 1 and self.rank == 0:
+            if stage >= 1:
+                # every rank calls save_checkpoint (gathering sharded weights is collective);
+                # only rank 0 writes, into a temporary folder renamed when complete
                 final_dir = self._checkpoint_dir(stage)
                 tmp_dir = final_dir.with_name(final_dir.name + ".tmp")
-                shutil.rmtree(tmp_dir, ignore_errors=True)
-                tmp_dir.mkdir(parents=True)
+                if self.rank == 0:
+                    shutil.rmtree(tmp_dir, ignore_errors=True)
+                    tmp_dir.mkdir(parents=True)
                 method.save_checkpoint(ctx, tmp_dir)
-                shutil.rmtree(final_dir, ignore_errors=True)
-                tmp_dir.rename(final_dir)
+                if self.rank == 0:
+                    shutil.rmtree(final_dir, ignore_errors=True)
+                    tmp_dir.rename(final_dir)
             costs = method.costs()
             stage_rows = [r for r in stage_rows if r["stage"] != stage] + [
                 {
@@ -508,7 +533,7 @@ def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> 
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _peak_rss_mb() -> float:

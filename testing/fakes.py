@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -130,6 +131,7 @@ class FakeNetwork:
 class FakeModelConfig:
     capacity: int = config_field(18, help="how many question-answer pairs the model can hold")
     batch_size: int = config_field(4, help="training and evaluation batch size")
+    delay_s: float = config_field(0.0, help="seconds each training batch takes (to test kills)")
 
 
 @dataclass
@@ -185,6 +187,8 @@ class FakeEngine:
             self.losses.append(loss)
             network.learn(batch_samples)
             self.batches_trained += 1
+            if self.adapter.config.delay_s:
+                time.sleep(self.adapter.config.delay_s)
         return {
             "steps": -(-len(order) // self.adapter.config.batch_size),
             "samples": len(order),
