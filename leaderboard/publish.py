@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +163,7 @@ def publish(
         atomic_write_json(
             tmp / PUBLISH_FILE,
             {
-                "published": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "published": datetime.now(UTC).isoformat(timespec="seconds"),
                 "published_with": f"cvit-bench {__version__}",
                 "source": str(run_dir),
                 "config_identity": results.info.get("config_identity"),

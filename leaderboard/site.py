@@ -28,8 +28,8 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -91,7 +91,7 @@ class _Site:
         self.root = root
         self.title = title
         self.max_samples = max_samples
-        self.generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         self._folders: set[str] = set()
 
     def write(self, rel: str, text: str) -> None:
@@ -122,11 +122,13 @@ def build_site(
     title: str = "cvit-bench leaderboard",
     log: Callable[[str], None] | None = None,
     jobs: int | None = None,
+    manager: Any = None,
 ) -> BuildReport:
     """Build the site from every run directory under ``results_dirs`` into ``out``.
 
     Run pages are rendered by ``jobs`` worker processes (default: one per CPU; 1: in this
-    process)."""
+    process). The help text of each plugin's options comes from the installed plugins
+    (``manager``, default: the entry points); a plugin that is not installed just has none."""
     started = time.perf_counter()
     out = Path(out)
     if out.exists() and not (out / MARKER).exists():
@@ -138,7 +140,8 @@ def build_site(
     with _pool(jobs) as pool:
         collection = collect(results_dirs, include_scratch, pool.map)
         board = make_board(collection)
-        report = _write(board, out, title, max_samples, pool)
+        options = _plugin_options(board, manager)
+        report = _write(board, out, title, max_samples, pool, options)
     report.seconds = time.perf_counter() - started
     if log:
         for path, error in report.unreadable:
@@ -146,7 +149,47 @@ def build_site(
     return report
 
 
-def _write(board: Board, out: Path, title: str, max_samples: int, pool: _Pool) -> BuildReport:
+PLUGIN_KINDS = (
+    ("method", "methods", "method_args"),
+    ("benchmark", "benchmarks", "bench_args"),
+    ("model", "models", "model_args"),
+)
+Options = dict[tuple[str, str], list[dict[str, Any]]]
+
+
+def _plugin_options(board: Board, manager: Any) -> Options:
+    """``{(kind, name): describe_fields(config class)}`` for every plugin the board's runs
+    name that is installed here; plugins that are missing or fail to load are left out."""
+    from cvit_bench.harness.config import describe_fields
+
+    names = {
+        (kind, str(run.config.get(key[:-5]) or ""))
+        for bench in board.benchmarks
+        for run in bench.runs
+        for kind, _, key in PLUGIN_KINDS
+    }
+    if manager is None:
+        try:
+            from cvit_bench.harness.plugins import get_plugin_manager
+
+            manager = get_plugin_manager()
+        except Exception:  # no plugins at all is fine for a board
+            return {}
+    registries = {kind: plural for kind, plural, _ in PLUGIN_KINDS}
+    out: Options = {}
+    for kind, name in sorted(names):
+        try:
+            cls = manager.registry(registries[kind]).get(name).load()
+            fields = describe_fields(getattr(cls, "config_class", type(None)))
+        except Exception:  # not installed, or broken: the page shows values without help
+            continue
+        out[kind, name] = [{k: f[k] for k in ("name", "default", "help")} for f in fields]
+    return out
+
+
+def _write(
+    board: Board, out: Path, title: str, max_samples: int, pool: _Pool, options: Options
+) -> BuildReport:
     collection = board.collection
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.building-{os.getpid()}"
@@ -164,7 +207,13 @@ def _write(board: Board, out: Path, title: str, max_samples: int, pool: _Pool) -
             for row in bench.rows:
                 seeds = [(r.slug, r.seed) for r in row.runs]
                 for run in row.runs:
-                    jobs_list.append(_RunJob(site, run, bench.title, bench.slug, seeds, previous))
+                    described = {
+                        kind: options.get((kind, str(run.config.get(key[:-5]) or "")))
+                        for kind, _, key in PLUGIN_KINDS
+                    }
+                    jobs_list.append(
+                        _RunJob(site, run, bench.title, bench.slug, seeds, previous, described)
+                    )
         pages = 1 + len(board.benchmarks) + sum(pool.map(_render_run, jobs_list))
         _index_page(site, board)
         _board_json(site, board)
@@ -718,6 +767,7 @@ class _RunJob:
     bench_slug: str
     seeds: list[tuple[str, Any]]  # (slug, seed) of every seed of the run's configuration
     previous: str | None = None  # the site this build replaces, whose pages may be reused
+    options: dict[str, Any] = field(default_factory=dict)  # kind -> described fields or None
 
 
 STAMP = ".stamp"
@@ -746,6 +796,7 @@ def _stamp(job: _RunJob) -> str:
             job.bench_title,
             job.bench_slug,
             job.seeds,
+            job.options,
             files,
         ],
         default=str,
@@ -782,13 +833,18 @@ def _render_run(job: _RunJob) -> int:
                 shutil.rmtree(job.site.root / folder, ignore_errors=True)
                 shutil.copytree(old, job.site.root / folder)
             return 1 + len(job.run.tasks)
-    _run_pages(job.site, job.bench_title, job.bench_slug, job.run, job.seeds)
+    _run_pages(job.site, job.bench_title, job.bench_slug, job.run, job.seeds, job.options)
     (job.site.root / folder / STAMP).write_text(stamp)
     return 1 + len(job.run.tasks)
 
 
 def _run_pages(
-    site: _Site, bench_title: str, bench_slug: str, run: RunRecord, seeds: list[tuple[str, Any]]
+    site: _Site,
+    bench_title: str,
+    bench_slug: str,
+    run: RunRecord,
+    seeds: list[tuple[str, Any]],
+    options: dict[str, Any] | None = None,
 ) -> None:
     folder = f"r/{run.slug}"
     results = run.results
@@ -881,6 +937,7 @@ def _run_pages(
     body.append("</div>")
     body.append(_task_table(run, trained_stage))
     body.append(_costs_section(run))
+    body.append(_options_section(run, options or {}))
     body.append(_provenance_section(run))
     body.append(
         "<h2>Downloads</h2><ul class=downloads>"
@@ -996,6 +1053,44 @@ def _costs_section(run: RunRecord) -> str:
         f'<h2>Costs</h2><div class="two-col"><dl class="facts">{dl}</dl>'
         f'<div class="table-wrap">{table}</div></div>'
     )
+
+
+def _options_section(run: RunRecord, options: dict[str, Any]) -> str:
+    """Each plugin's options as the run set them, with their help text where known."""
+    parts = []
+    for kind, _, key in PLUGIN_KINDS:
+        values = run.config.get(key) or {}
+        fields = options.get(kind)
+        name = run.config.get(key[:-5])
+        if not isinstance(values, dict) or (not values and not fields):
+            continue
+        rows = []
+        described = {f["name"]: f for f in fields or []}
+        for option in list(described) + [k for k in values if k not in described]:
+            f = described.get(option, {})
+            value = values.get(option, f.get("default"))
+            changed = option in values and "default" in f and values[option] != f["default"]
+            rows.append(
+                [
+                    f"<code>{esc(option)}</code>",
+                    esc(json.dumps(value, default=str))
+                    + (' <span class="sub">(changed)</span>' if changed else ""),
+                    esc(f.get("help", "")),
+                ]
+            )
+        note = (
+            ""
+            if fields is not None
+            else '<p class="sub">The plugin is not installed where the board was built: '
+            "values without their help text.</p>"
+        )
+        parts.append(
+            f"<h3>{esc(kind)} {esc(name)}</h3>{note}"
+            + table_html(["option", "value", "what it does"], rows, numeric_from=99)
+        )
+    if not parts:
+        return ""
+    return "<h2>Options</h2>" + "".join(parts)
 
 
 def _provenance_section(run: RunRecord) -> str:

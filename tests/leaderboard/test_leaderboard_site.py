@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from lb_helpers import HOSTILE, HOSTILE_TAG, Tree
+from lb_helpers import HOSTILE, HOSTILE_TAG, Tree, manager
 
 from cvit_bench.harness.cli import main
 from cvit_bench.harness.errors import UsageError
@@ -23,6 +23,7 @@ from cvit_bench.harness.results import RunResults, prediction_path, read_table, 
 from cvit_bench.leaderboard.collect import read_run
 from cvit_bench.leaderboard.render import json_for_script
 from cvit_bench.leaderboard.site import build_site
+from cvit_bench.testing import plugin_manager
 
 
 def _pages(site: Path) -> list[Path]:
@@ -252,3 +253,18 @@ def test_broken_or_missing_predictions_files_are_reported_on_the_drilldown_page(
     data = json.loads(re.search(r'id="drill-data">(.*?)</script>', text, re.S).group(1))  # type: ignore[union-attr]
     assert sorted(data["preds"]) == ["0", "1", "4"]
     assert [s["total"] for s in data["stages"]] == [12, 12, 0, 0, 12]
+
+
+def test_run_pages_show_plugin_options_with_their_help(tree: Tree, tmp_path: Path) -> None:
+    oracle = read_run(tree.published["oracle-s0"])
+    with_plugins = tmp_path / "with"
+    build_site([tree.published["oracle-s0"]], with_plugins, jobs=1, manager=manager())
+    text = (with_plugins / "r" / oracle.slug / "index.html").read_text()
+    assert "how many question-answer pairs the model can hold" in text  # FakeModelConfig help
+    assert '<code>capacity</code></td><td>48 <span class="sub">(changed)</span>' in text
+    assert "questions per task" in text  # the benchmark's options too
+    without = tmp_path / "without"
+    build_site([tree.published["oracle-s0"]], without, jobs=1, manager=plugin_manager())
+    text = (without / "r" / oracle.slug / "index.html").read_text()
+    assert "how many question-answer pairs" not in text
+    assert "The plugin is not installed where the board was built" in text
