@@ -68,6 +68,8 @@ class FakeRunSpec:
     published: bool = True
     tags: list[str] = field(default_factory=list)
     schedule: str = "sequential"
+    identity: dict[str, Any] | None = None  # the benchmark identity (default: name, version, mode)
+    bench_args: dict[str, Any] | None = None  # the benchmark options recorded in the config
 
 
 def _rng(spec: FakeRunSpec) -> random.Random:
@@ -127,7 +129,9 @@ def write_fake_run(run_dir: str | Path, spec: FakeRunSpec) -> Path:
             "zero_shot": True,
         },
         "method_args": {},
-        "bench_args": {"scoring_mode": spec.scoring_mode},
+        "bench_args": dict(spec.bench_args)
+        if spec.bench_args is not None
+        else {"scoring_mode": spec.scoring_mode},
         "model_args": {},
     }
     blob = json.dumps(
@@ -158,11 +162,9 @@ def write_fake_run(run_dir: str | Path, spec: FakeRunSpec) -> Path:
             "version": "0.1.0",
             "plugin": spec.model,
         },
-        "benchmark_identity": {
-            "name": spec.bench,
-            "version": spec.bench_version,
-            "scoring_mode": spec.scoring_mode,
-        },
+        "benchmark_identity": dict(spec.identity)
+        if spec.identity is not None
+        else {"name": spec.bench, "version": spec.bench_version, "scoring_mode": spec.scoring_mode},
         "model_source": {
             "source": f"synthetic/{spec.model}",
             "revision": "0",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
-from lb_helpers import make_run, manager, rename_method
+from lb_helpers import make_run, manager, rename_method, rewrite_provenance
 
 from cvit_bench.harness.errors import RunDirError
 from cvit_bench.harness.results import RunResults
@@ -101,3 +102,51 @@ def test_cli_publish_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert args.func(args) == 0
     assert len(list((tmp_path / "res" / "fake-bench").iterdir())) == 1
     assert run_dir.exists()
+
+
+def _coin_run(tmp_path: Path, name: str, **changes: Any) -> Path:
+    """A finished run of the installed ``coin`` benchmark (no data needed: results only)."""
+    from cvit_bench.harness.config import build_dataclass
+    from cvit_bench.harness.plugins import get_plugin_manager
+    from cvit_bench.leaderboard.synthetic import FakeRunSpec, write_fake_run
+
+    coin_cls = get_plugin_manager().benchmark("coin")
+    bench_args = changes.pop("bench_args", {})
+    coin = coin_cls(build_dataclass(coin_cls.config_class, bench_args, "bench_args"))
+    changes.setdefault("tasks", [t.name for t in coin.tasks()])
+    spec = FakeRunSpec(
+        bench="coin",
+        identity=coin.identity(),
+        bench_args=bench_args,
+        samples=4,
+        **changes,
+    )
+    return write_fake_run(tmp_path / name, spec)
+
+
+def test_publish_checks_against_the_installed_benchmark_plugin(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    dest = publish(_coin_run(tmp_path, "ok"), results)
+    assert dest.parent.name == "coin"
+    fixed = publish(_coin_run(tmp_path, "fixed", bench_args={"scoring_mode": "fixed"}), results)
+    assert read_run(fixed).identity["scoring_mode"] == "fixed"
+    # a run that recorded an older version of the benchmark
+    stale = _coin_run(tmp_path, "stale", seed=1)
+    rewrite_provenance(stale, lambda p: p["benchmark_identity"].update(version="0.9"))
+    with pytest.raises(RunDirError, match="version '0.9' is not the canonical version"):
+        publish(stale, results)
+    # the published order of COIN's tasks is checked against the plugin's
+    shuffled = _coin_run(
+        tmp_path,
+        "shuffled",
+        seed=2,
+        tasks=["TextVQA", "ScienceQA", "ImageNet", "GQA", "VizWiz", "Grounding", "VQAv2", "OCRVQA"],
+    )
+    with pytest.raises(RunDirError, match="published order"):
+        publish(shuffled, results)
+    # published runs of both scoring modes land on separate pages
+    from cvit_bench.leaderboard.board import make_board
+    from cvit_bench.leaderboard.collect import collect
+
+    board = make_board(collect([results]))
+    assert sorted(b.scoring_mode for b in board.benchmarks) == ["fixed", "published"]
