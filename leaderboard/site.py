@@ -25,7 +25,6 @@ import json
 import math
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -62,7 +61,6 @@ from .render import (
     fmt_signed,
     heatmap_svg,
     isnan,
-    json_for_script,
     json_script,
     page,
     table_html,
@@ -1334,8 +1332,4 @@ def _board_json(site: _Site, board: Board) -> None:
     site.write("board.json", json.dumps(clean_json(data), default=str) + "\n")
 
 
-def main_log(message: str) -> None:
-    print(message, file=sys.stderr)
-
-
-__all__ = ["BuildReport", "build_site", "read_predictions", "json_for_script"]
+__all__ = ["MARKER", "BuildReport", "build_site", "read_predictions"]
