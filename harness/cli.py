@@ -250,8 +250,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = list(args.overrides)
     if args.eval_on:
         overrides.append(f"eval.eval_on={args.eval_on}")
-    config = resolve_run_config(args.config, flags, overrides)
-    runner = Runner(config, args.out, progress=not args.no_progress)
+    from .plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    config = resolve_run_config(args.config, flags, overrides, manager=manager)
+    runner = Runner(config, args.out, manager=manager, progress=not args.no_progress)
     if args.dry_run:
         import yaml
 

@@ -292,8 +292,14 @@ def resolve_run_config(
     file: str | Path | None = None,
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
+    manager: Any = None,
 ) -> RunConfig:
-    """Layer defaults, a YAML file, CLI flags and ``--set`` overrides into a ``RunConfig``."""
+    """Layer defaults, a YAML file, CLI flags and ``--set`` overrides into a ``RunConfig``.
+
+    With a plugin ``manager``, the chosen benchmark's and model's ``run_defaults`` (optional
+    class attributes, e.g. ``{"train": {"lr": 2e-3}}`` for a tiny model) sit between the
+    built-in defaults and everything the user gives: the user always has the last word.
+    """
     data: dict[str, Any] = {}
     if file is not None:
         data = load_yaml(file)
@@ -302,7 +308,42 @@ def resolve_run_config(
             data[key] = value
     for assignment in overrides or []:
         apply_override(data, assignment)
+    if manager is not None:
+        data = deep_merge(plugin_run_defaults(data, manager), data)
     return build_dataclass(RunConfig, data, "config")
+
+
+def plugin_run_defaults(data: dict[str, Any], manager: Any) -> dict[str, Any]:
+    """The benchmark's ``run_defaults``, then the model's over them, for the names in ``data``.
+
+    An unknown or broken name contributes nothing here; the runner reports it.
+    """
+    from .errors import CvitError
+
+    try:
+        bench_cls = manager.benchmark(data.get("bench") or RunConfig.bench)
+    except CvitError:
+        return {}
+    model_name = data.get("model") or getattr(bench_cls, "reference_model", None)
+    defaults = dict(getattr(bench_cls, "run_defaults", None) or {})
+    if model_name:
+        try:
+            model_cls = manager.model(model_name)
+        except CvitError:
+            return defaults
+        defaults = deep_merge(defaults, getattr(model_cls, "run_defaults", None) or {})
+    return defaults
+
+
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``top``, section by section (neither is modified)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def describe_fields(cls: type, prefix: str = "") -> list[dict[str, Any]]:

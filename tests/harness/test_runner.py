@@ -201,3 +201,29 @@ def test_run_events_reach_observer_plugins_in_order(tmp_path):
     assert events.index(("trained", 2, "task2", 12)) < events.index(
         ("evaluated", 2, "task1", "accuracy")
     )
+
+
+class TunedModel(FakeModel):
+    """A model that needs its own learning rate, as tiny models do."""
+
+    run_defaults = {"train": {"lr": 0.5, "batch_size": 3}}
+
+
+def test_plugin_run_defaults_sit_below_everything_the_user_gives(tmp_path):
+    from cvit_bench.harness.config import resolve_run_config
+
+    mgr = plugin_manager(
+        methods={"fake-seq": FakeSequential},
+        benchmarks={"fake-bench": FakeBenchmark},
+        models={"fake-model": TunedModel},
+    )
+    flags = {"method": "fake-seq", "bench": "fake-bench"}
+    config = resolve_run_config(None, flags, [], manager=mgr)
+    assert config.train.lr == 0.5 and config.train.batch_size == 3
+    assert config.train.epochs == 1.0  # untouched built-in default
+    config = resolve_run_config(None, flags, ["train.lr=0.01"], manager=mgr)
+    assert config.train.lr == 0.01 and config.train.batch_size == 3
+    yaml_file = tmp_path / "c.yaml"
+    yaml_file.write_text("train:\n  batch_size: 7\n")
+    config = resolve_run_config(yaml_file, flags, [], manager=mgr)
+    assert config.train.batch_size == 7 and config.train.lr == 0.5
