@@ -210,7 +210,7 @@ class DeepSpeedEngine:
                 ds_engine.backward(loss)
                 ds_engine.step()
                 step_loss += float(loss.detach()) / cfg.grad_accum
-            losses.append(step_loss)
+            losses.append(_mean_over_ranks(step_loss, world, ds_engine.device))
         wall = time.perf_counter() - start
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_disable()
@@ -280,6 +280,18 @@ class DeepSpeedEngine:
             )
             for i in range(len(samples))
         ]
+
+
+def _mean_over_ranks(value: float, world: int, device: Any) -> float:
+    """The global batch's loss: the mean of every rank's micro-batch losses."""
+    if world == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / world
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:

@@ -74,6 +74,8 @@ class SeqLoRA(MethodBase):
 
     # -- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, ctx: Any, directory: Path) -> None:
+        if ctx.rank != 0:
+            return
         directory = Path(directory)
         lora_common.save_adapter(ctx.model.model, directory / lora_common.ADAPTER_DIR)
         merged_root = directory / lora_common.MERGED_DIR
