@@ -52,7 +52,7 @@ class SynthSettings:
     """Everything the generated files depend on."""
 
     seed: int = 0
-    train_per_task: int = 1500
+    train_per_task: int = 1000
     eval_per_task: int = 200
     image_size: int = 32
 
@@ -148,8 +148,8 @@ class _TaskWriter:
             pid = str(index + 1 + (train_n if split == "test" else 0))
             return pid, f"ScienceQA/{split}/{pid}/image.png"
         if name == "TextVQA":
-            image_id = f"{split}{index:07d}"
-            return image_id, f"TextVQA/train_images/{image_id}.png"
+            image = f"TextVQA/train_images/{split}{index:07d}.png"
+            return (30_000 + index if split == "test" else f"textvqa_{index}"), image
         if name == "ImageNet":
             return (
                 index if split == "test" else f"imagenet_{index}",
@@ -248,7 +248,7 @@ class _TaskWriter:
             data["data"].append(
                 {
                     "question": question,
-                    "image_id": item_id,
+                    "image_id": Path(image).stem,
                     "image_classes": [],
                     "flickr_original_url": "",
                     "flickr_300k_url": "",
@@ -256,7 +256,7 @@ class _TaskWriter:
                     "image_height": self.settings.image_size,
                     "answers": [drawn.answer] * 10,
                     "question_tokens": question.rstrip("?").split(),
-                    "question_id": index,
+                    "question_id": item_id,
                     "set_name": "val",
                 }
             )

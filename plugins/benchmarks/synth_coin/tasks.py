@@ -366,7 +366,7 @@ class TaskSpec:
         image_dir: where its images live under the data root (COIN's dataset folders).
         draw: the generator of one item from an answer class.
         classes: the number of balanced answer classes.
-        scorer: which COIN scoring rule applies (see ``BENCHMARKS.md``).
+        scorer: the COIN scoring rule that applies (a key of ``common.real.SCORERS``).
         max_new_tokens: the generation budget (answers are at most a box string).
         description: one line for ``cvit-bench show``.
     """
@@ -380,6 +380,12 @@ class TaskSpec:
     description: str
 
 
+SHORT_BUDGET = 16
+"""Generation budget of the one-word tasks: the longest answer (``unanswerable``) is 12
+characters, so even a character-level tokenizer finishes it."""
+BOX_BUDGET = 32
+"""Generation budget of Grounding: a box string is 24 characters."""
+
 TASKS: tuple[TaskSpec, ...] = (
     TaskSpec(
         "ScienceQA",
@@ -387,7 +393,7 @@ TASKS: tuple[TaskSpec, ...] = (
         science_qa,
         len(LETTERS),
         "scienceqa",
-        8,
+        SHORT_BUDGET,
         "multiple choice: the letter of the shape's colour among four shuffled options",
     ),
     TaskSpec(
@@ -396,7 +402,7 @@ TASKS: tuple[TaskSpec, ...] = (
         text_vqa,
         len(DIGITS),
         "textvqa",
-        8,
+        SHORT_BUDGET,
         "read the digit written on a sign",
     ),
     TaskSpec(
@@ -405,7 +411,7 @@ TASKS: tuple[TaskSpec, ...] = (
         image_net,
         len(SHAPES),
         "imagenet",
-        8,
+        SHORT_BUDGET,
         "name the shape in the image (5 classes)",
     ),
     TaskSpec(
@@ -414,7 +420,7 @@ TASKS: tuple[TaskSpec, ...] = (
         gqa,
         len(COLOUR_NAMES),
         "gqa",
-        8,
+        SHORT_BUDGET,
         "the colour of the shape on a named side of two",
     ),
     TaskSpec(
@@ -422,8 +428,8 @@ TASKS: tuple[TaskSpec, ...] = (
         "VizWiz",
         viz_wiz,
         len(VIZWIZ_CLASSES),
-        "vizwiz",
-        8,
+        "exact",
+        SHORT_BUDGET,
         "the shape's colour, or 'unanswerable' when the photo is dark or empty",
     ),
     TaskSpec(
@@ -432,7 +438,7 @@ TASKS: tuple[TaskSpec, ...] = (
         grounding,
         9,
         "grounding",
-        24,
+        BOX_BUDGET,
         "the bounding box of the shape a phrase names (two shapes on a 3x3 grid)",
     ),
     TaskSpec(
@@ -440,8 +446,8 @@ TASKS: tuple[TaskSpec, ...] = (
         "COCO",
         vqa_v2,
         len(VQAV2_CLASSES),
-        "vqav2",
-        8,
+        "exact",
+        SHORT_BUDGET,
         "count one to four shapes, or name their colour",
     ),
     TaskSpec(
@@ -450,7 +456,7 @@ TASKS: tuple[TaskSpec, ...] = (
         ocr_vqa,
         len(OCRVQA_CLASSES),
         "ocrvqa",
-        8,
+        SHORT_BUDGET,
         "a book cover's two-letter title, or its genre from the cover colour",
     ),
 )
