@@ -167,25 +167,41 @@ class SynthCoin(Coin):
           (``majority_answer``);
         * ``best_constant``: the best single answer for every question (an upper bound for
           any model that ignores the image and the question);
+        * ``question_only``: each question answered with the most frequent training answer
+          to the same prompt (the global majority for prompts never seen in training): what
+          the text alone can give;
         * ``chance``: the mean score of the answers seen in training, i.e. the expected score
           of guessing uniformly among them.
         """
         train = self.train_samples(task)
         references = self.eval_samples(task)
         counts = Counter(s.answer for s in train)
-        vocabulary = sorted(counts)
-        scores = {answer: self._constant_score(task, answer, references) for answer in vocabulary}
+        vocabulary = sorted(counts, key=str)
+        scores = {answer: self._score_all(task, answer, references) for answer in vocabulary}
         majority_answer = max(vocabulary, key=lambda a: (counts[a], -vocabulary.index(a)))
         best = max(vocabulary, key=lambda a: scores[a])
+        by_prompt: dict[str, Counter] = {}
+        for sample in train:
+            by_prompt.setdefault(sample.prompt, Counter())[sample.answer] += 1
+        guesses = [
+            by_prompt[r.prompt].most_common(1)[0][0] if r.prompt in by_prompt else majority_answer
+            for r in references
+        ]
+        question_only = self.score(
+            task,
+            [Prediction(id=r.id, text=g or "") for r, g in zip(references, guesses)],
+            references,
+        ).value
         return {
             "majority": scores[majority_answer],
             "majority_answer": majority_answer,
             "best_constant": scores[best],
             "best_constant_answer": best,
+            "question_only": question_only,
             "chance": sum(scores.values()) / len(scores),
             "answers": len(vocabulary),
         }
 
-    def _constant_score(self, task: str, answer: str | None, references: Any) -> float:
+    def _score_all(self, task: str, answer: str | None, references: Any) -> float:
         predictions = [Prediction(id=r.id, text=answer or "") for r in references]
         return self.score(task, predictions, references).value
