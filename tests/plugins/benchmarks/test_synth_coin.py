@@ -21,7 +21,11 @@ from cvit_bench.plugins.benchmarks.synth_coin import cli, generate
 from cvit_bench.plugins.benchmarks.synth_coin.benchmark import SynthCoin
 from cvit_bench.plugins.benchmarks.synth_coin.drawing import COLOURS
 from cvit_bench.plugins.benchmarks.synth_coin.generate import SynthSettings, draw_items
-from cvit_bench.plugins.benchmarks.synth_coin.pretraining import KINDS, pretraining_samples
+from cvit_bench.plugins.benchmarks.synth_coin.pretraining import (
+    DEFAULT_KINDS,
+    KINDS,
+    pretraining_samples,
+)
 from cvit_bench.plugins.benchmarks.synth_coin.tasks import TASKS
 
 COIN_ORDER = ["ScienceQA", "TextVQA", "ImageNet", "GQA", "VizWiz", "Grounding", "VQAv2", "OCRVQA"]
@@ -254,7 +258,9 @@ def test_data_synth_command(tmp_path: Path, capsys):
 def test_pretraining_samples_contract(tmp_path: Path):
     samples = pretraining_samples(24, seed=2, image_size=32, directory=tmp_path / "a")
     assert len(samples) == 24
-    assert [s.meta["kind"] for s in samples[: len(KINDS)]] == list(KINDS)
+    assert [s.meta["kind"] for s in samples[: len(DEFAULT_KINDS)]] == list(DEFAULT_KINDS)
+    choices = pretraining_samples(8, seed=2, directory=tmp_path / "d", kinds=KINDS[-1:])
+    assert {s.answer for s in choices} <= set("ABCD") and len({s.answer for s in choices}) > 1
     assert len({s.id for s in samples}) == 24
     for sample in samples:
         assert sample.task == "pretrain" and sample.prompt and sample.answer
