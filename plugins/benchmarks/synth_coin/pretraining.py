@@ -50,9 +50,9 @@ letter-answer skill taught before ScienceQA."""
 CAPTION_PROMPTS = ("Describe the image briefly.", "What is in the picture?")
 SIGN_NAMES = ("white", "black", "blue", "red", "green")
 PLACES = (
-    ("top left", "top", "top right"),
-    ("left", "middle", "right"),
-    ("bottom left", "bottom", "bottom right"),
+    ("at the top left", "at the top", "at the top right"),
+    ("on the left", "in the middle", "on the right"),
+    ("at the bottom left", "at the bottom", "at the bottom right"),
 )
 PRETRAIN_VERSION = "1"
 
@@ -116,9 +116,7 @@ def draw_pretraining_item(rng: np.random.Generator, size: int, kind: str):
             canvas.shape(
                 shape, _square(rng, size, 8, 13, region), jitter_colour(rng, COLOURS[colour])
             )
-        answer = (
-            f"a {first} {shapes[0]} on the {words[0]} and a {second} {shapes[1]} on the {words[1]}"
-        )
+        answer = f"a {first} {shapes[0]} {words[0]} and a {second} {shapes[1]} {words[1]}"
     elif kind == "count":
         count = int(rng.integers(1, 5))
         colour, shape = _pick(rng, COLOUR_NAMES), _pick(rng, SHAPES)
@@ -174,7 +172,7 @@ def pretraining_samples(
     seed: int,
     image_size: int = 32,
     directory: str | os.PathLike[str] | None = None,
-    kinds: Sequence[str] = KINDS,
+    kinds: Sequence[str] = DEFAULT_KINDS,
 ) -> list[Sample]:
     """``n`` captioned images of the primitives synth-coin's tasks use.
 
