@@ -11,8 +11,12 @@ import os
 
 from setuptools import setup
 
-TOP_LEVEL = {"harness": "cvit_bench.harness", "plugins": "cvit_bench.plugins",
-             "leaderboard": "cvit_bench.leaderboard", "testing": "cvit_bench.testing"}
+TOP_LEVEL = {
+    "harness": "cvit_bench.harness",
+    "plugins": "cvit_bench.plugins",
+    "leaderboard": "cvit_bench.leaderboard",
+    "testing": "cvit_bench.testing",
+}
 DATA_SUFFIXES = (".json", ".yaml", ".yml", ".html", ".css", ".js", ".txt", ".md", ".jinja")
 
 
@@ -24,12 +28,27 @@ def _packages() -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
             if "__init__.py" not in filenames:
                 continue
-            name = root + dirpath[len(folder):].replace(os.sep, ".")
+            name = root + dirpath[len(folder) :].replace(os.sep, ".")
             packages.append(name)
-            data = sorted(f for f in filenames if f.endswith(DATA_SUFFIXES))
+            data = _data_files(dirpath)
             if data:
                 package_data[name] = data
     return packages, package_dir, package_data
+
+
+def _data_files(package_path: str) -> list[str]:
+    """Data files of a package, including those in sub-folders that are not packages."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(package_path):
+        if dirpath != package_path and "__init__.py" in filenames:
+            dirnames[:] = []  # a sub-package lists its own data
+            continue
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))
+        rel = os.path.relpath(dirpath, package_path)
+        for f in sorted(filenames):
+            if f.endswith(DATA_SUFFIXES):
+                found.append(f if rel == "." else os.path.join(rel, f))
+    return found
 
 
 packages, package_dir, package_data = _packages()

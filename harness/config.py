@@ -20,8 +20,13 @@ from typing import Any, Literal
 from .errors import UsageError
 
 
-def config_field(default: Any = dataclasses.MISSING, *, help: str,
-                 default_factory: Any = dataclasses.MISSING, choices: tuple[Any, ...] = ()) -> Any:
+def config_field(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    default_factory: Any = dataclasses.MISSING,
+    choices: tuple[Any, ...] = (),
+) -> Any:
     """A dataclass field that documents itself: ``help`` feeds CLI help and leaderboard pages."""
     metadata = {"help": help}
     if choices:
@@ -36,30 +41,56 @@ class TrainConfig:
     """How each task is trained (the engine reads these)."""
 
     epochs: float = config_field(1.0, help="passes over each task's training data")
-    max_steps: int | None = config_field(None, help="stop a task after this many optimizer steps (overrides epochs)")
+    max_steps: int | None = config_field(
+        None, help="stop a task after this many optimizer steps (overrides epochs)"
+    )
     batch_size: int = config_field(8, help="micro-batch size per process")
-    grad_accum: int = config_field(1, help="gradient accumulation steps (global batch = batch_size x grad_accum x processes)")
+    grad_accum: int = config_field(
+        1, help="gradient accumulation steps (global batch = batch_size x grad_accum x processes)"
+    )
     lr: float = config_field(2e-4, help="learning rate of the method's parameters")
-    projector_lr: float | None = config_field(None, help="learning rate of the vision projector when it trains (None: it stays frozen)")
-    warmup_ratio: float = config_field(0.03, help="fraction of a task's steps spent warming the learning rate up")
-    schedule: str = config_field("cosine", help="learning-rate schedule after warm-up", choices=("cosine", "constant", "linear"))
+    projector_lr: float | None = config_field(
+        None, help="learning rate of the vision projector when it trains (None: it stays frozen)"
+    )
+    warmup_ratio: float = config_field(
+        0.03, help="fraction of a task's steps spent warming the learning rate up"
+    )
+    schedule: str = config_field(
+        "cosine",
+        help="learning-rate schedule after warm-up",
+        choices=("cosine", "constant", "linear"),
+    )
     weight_decay: float = config_field(0.0, help="AdamW weight decay")
     max_grad_norm: float = config_field(1.0, help="gradient clipping norm (0 disables)")
     zero_stage: int = config_field(0, help="DeepSpeed ZeRO stage", choices=(0, 1, 2, 3))
-    precision: str = config_field("auto", help="fp32, bf16, or auto (bf16 on GPU, fp32 on CPU)", choices=("auto", "fp32", "bf16"))
+    precision: str = config_field(
+        "auto",
+        help="fp32, bf16, or auto (bf16 on GPU, fp32 on CPU)",
+        choices=("auto", "fp32", "bf16"),
+    )
     gradient_checkpointing: bool = config_field(False, help="recompute activations to save memory")
     max_length: int = config_field(2048, help="truncate training sequences to this many tokens")
-    deepspeed_config: str | None = config_field(None, help="a DeepSpeed JSON config file merged over the generated one")
+    deepspeed_config: str | None = config_field(
+        None, help="a DeepSpeed JSON config file merged over the generated one"
+    )
 
 
 @dataclass
 class EvalConfig:
     """How every stage is evaluated."""
 
-    eval_on: str = config_field("all", help="after each task evaluate all tasks, or only the seen ones (lower triangle)", choices=("all", "seen"))
+    eval_on: str = config_field(
+        "all",
+        help="after each task evaluate all tasks, or only the seen ones (lower triangle)",
+        choices=("all", "seen"),
+    )
     batch_size: int = config_field(16, help="generation batch size per process")
-    max_new_tokens: int | None = config_field(None, help="override the benchmark's generation budget")
-    zero_shot: bool = config_field(True, help="evaluate the untrained model first (stage 0; needed for FWT)")
+    max_new_tokens: int | None = config_field(
+        None, help="override the benchmark's generation budget"
+    )
+    zero_shot: bool = config_field(
+        True, help="evaluate the untrained model first (stage 0; needed for FWT)"
+    )
 
 
 @dataclass
@@ -68,15 +99,28 @@ class RunConfig:
 
     method: str = config_field("seqlora", help="continual method (cvit-bench list methods)")
     bench: str = config_field("synth-coin", help="benchmark (cvit-bench list benchmarks)")
-    model: str | None = config_field(None, help="model (cvit-bench list models); default: the benchmark's reference model")
+    model: str | None = config_field(
+        None, help="model (cvit-bench list models); default: the benchmark's reference model"
+    )
     seed: int = config_field(0, help="seed for data order, initialisation and sampling")
-    order: list[str] | None = config_field(None, help="task order: a permutation of the benchmark's tasks (default: published order)")
-    data_root: str | None = config_field(None, help="local copy of the benchmark's data (or $CVIT_BENCH_DATA_ROOT)")
-    cache_dir: str | None = config_field(None, help="reusable artefacts (generated data, pretrained tiny models); default ~/.cache/cvit-bench or $CVIT_BENCH_CACHE")
-    tags: list[str] = config_field(default_factory=list, help="free labels shown and filterable on the leaderboard")
+    order: list[str] | None = config_field(
+        None, help="task order: a permutation of the benchmark's tasks (default: published order)"
+    )
+    data_root: str | None = config_field(
+        None, help="local copy of the benchmark's data (or $CVIT_BENCH_DATA_ROOT)"
+    )
+    cache_dir: str | None = config_field(
+        None,
+        help="reusable artefacts (generated data, pretrained tiny models); default ~/.cache/cvit-bench or $CVIT_BENCH_CACHE",
+    )
+    tags: list[str] = config_field(
+        default_factory=list, help="free labels shown and filterable on the leaderboard"
+    )
     train: TrainConfig = config_field(default_factory=TrainConfig, help="training options")
     eval: EvalConfig = config_field(default_factory=EvalConfig, help="evaluation options")
-    method_args: dict[str, Any] = config_field(default_factory=dict, help="the method's options (its config dataclass)")
+    method_args: dict[str, Any] = config_field(
+        default_factory=dict, help="the method's options (its config dataclass)"
+    )
     bench_args: dict[str, Any] = config_field(default_factory=dict, help="the benchmark's options")
     model_args: dict[str, Any] = config_field(default_factory=dict, help="the model's options")
 
@@ -162,8 +206,10 @@ def build_dataclass(cls: type, data: dict[str, Any] | None, where: str) -> Any:
         close = difflib.get_close_matches(unknown[0], list(fields), n=1)
         if close:
             hint = f" Did you mean {close[0]!r}?"
-        raise UsageError(f"{where}: unknown option(s) {', '.join(map(repr, unknown))}.{hint} "
-                         f"Known: {', '.join(sorted(fields))}")
+        raise UsageError(
+            f"{where}: unknown option(s) {', '.join(map(repr, unknown))}.{hint} "
+            f"Known: {', '.join(sorted(fields))}"
+        )
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         f = fields[name]
@@ -242,8 +288,11 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     return value
 
 
-def resolve_run_config(file: str | Path | None = None, flags: dict[str, Any] | None = None,
-                       overrides: list[str] | None = None) -> RunConfig:
+def resolve_run_config(
+    file: str | Path | None = None,
+    flags: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+) -> RunConfig:
     """Layer defaults, a YAML file, CLI flags and ``--set`` overrides into a ``RunConfig``."""
     data: dict[str, Any] = {}
     if file is not None:
@@ -256,24 +305,36 @@ def resolve_run_config(file: str | Path | None = None, flags: dict[str, Any] | N
     return build_dataclass(RunConfig, data, "config")
 
 
-def describe_fields(cls: type) -> list[dict[str, Any]]:
-    """``[{name, type, default, help, choices}]`` for a config dataclass (CLI help, docs, site)."""
+def describe_fields(cls: type, prefix: str = "") -> list[dict[str, Any]]:
+    """``[{name, type, default, help, choices}]`` for a config dataclass (CLI help, docs, site).
+
+    Nested config dataclasses (``train``, ``eval``) are flattened to dotted names, the form
+    ``--set`` takes.
+    """
     if not dataclasses.is_dataclass(cls):
         return []
     out = []
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        hint = hints.get(f.name)
+        if dataclasses.is_dataclass(hint):
+            out.extend(describe_fields(hint, f"{prefix}{f.name}."))
+            continue
         if f.default is not dataclasses.MISSING:
             default = f.default
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
-            if dataclasses.is_dataclass(default):
-                default = dataclasses.asdict(default)
         else:
             default = None
-        out.append({"name": f.name, "type": _type_name(hints.get(f.name)), "default": default,
-                    "help": f.metadata.get("help", ""),
-                    "choices": list(f.metadata.get("choices", ()))})
+        out.append(
+            {
+                "name": prefix + f.name,
+                "type": _type_name(hint),
+                "default": default,
+                "help": f.metadata.get("help", ""),
+                "choices": list(f.metadata.get("choices", ())),
+            }
+        )
     return out
 
 

@@ -124,8 +124,9 @@ def task_trained(run: dict[str, Any], stage: int, task: str, stats: dict[str, An
 
 
 @hookspec
-def task_evaluated(run: dict[str, Any], stage: int, task: str, metrics: dict[str, float],
-                   primary: str) -> None:
+def task_evaluated(
+    run: dict[str, Any], stage: int, task: str, metrics: dict[str, float], primary: str
+) -> None:
     """One cell of the accuracy matrix was scored.
 
     Args:

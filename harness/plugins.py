@@ -47,8 +47,9 @@ class PluginManager:
     def load_entry_points(self) -> None:
         """Import every ``cvit_bench`` entry point and run its registration hooks."""
         seen: set[tuple[str, str]] = set()
-        for ep in sorted(importlib_metadata.entry_points(group=hookspecs.PROJECT_NAME),
-                         key=lambda e: e.name):
+        for ep in sorted(
+            importlib_metadata.entry_points(group=hookspecs.PROJECT_NAME), key=lambda e: e.name
+        ):
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else "?"
             if (ep.name, ep.value) in seen:  # the same distribution found twice on sys.path
@@ -119,8 +120,11 @@ class PluginManager:
             try:
                 impl.function(**{k: v for k, v in kwargs.items() if k in impl.argnames})
             except Exception as exc:
-                warnings.warn(f"plugin {impl.plugin_name!r} failed in {event}: "
-                              f"{type(exc).__name__}: {exc}", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"plugin {impl.plugin_name!r} failed in {event}: {type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
 
 _DEFAULT: PluginManager | None = None

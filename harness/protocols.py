@@ -117,8 +117,9 @@ class Benchmark(Protocol):
     def eval_samples(self, task: str) -> Sequence[Sample]:
         """The evaluation samples of ``task`` (after any configured subsampling)."""
 
-    def score(self, task: str, predictions: Sequence[Prediction],
-              references: Sequence[Sample]) -> TaskScore:
+    def score(
+        self, task: str, predictions: Sequence[Prediction], references: Sequence[Sample]
+    ) -> TaskScore:
         """Score predictions against references, matched by id. Pure: no model, no I/O
         beyond reference files read in ``prepare``; testable on canned strings."""
 
@@ -132,13 +133,15 @@ class Engine(Protocol):
     """Trains and evaluates a built model. The model adapter chooses its engine
     (DeepSpeed for torch models)."""
 
-    def train(self, ctx: RunContext, task: TaskInfo | None,
-              samples: Sequence[Sample]) -> dict[str, Any]:
+    def train(
+        self, ctx: RunContext, task: TaskInfo | None, samples: Sequence[Sample]
+    ) -> dict[str, Any]:
         """Train on ``samples`` (``task`` is ``None`` for a joint stage); return statistics:
         ``steps``, ``samples``, ``loss`` (last logged), ``trainable_params``, ``peak_mem_mb``."""
 
-    def predict(self, ctx: RunContext, task: TaskInfo,
-                samples: Sequence[Sample]) -> list[Prediction]:
+    def predict(
+        self, ctx: RunContext, task: TaskInfo, samples: Sequence[Sample]
+    ) -> list[Prediction]:
         """Greedy answers for ``samples``, one per sample, in the order given. Batched,
         sharded over ranks and gathered on every rank."""
 
@@ -198,8 +201,9 @@ class Method(Protocol):
     def before_task(self, ctx: RunContext, task: TaskInfo) -> None:
         """Before training on ``task``: add per-task parameters, choose what trains."""
 
-    def training_samples(self, ctx: RunContext, task: TaskInfo,
-                         samples: Sequence[Sample]) -> Sequence[Sample]:
+    def training_samples(
+        self, ctx: RunContext, task: TaskInfo, samples: Sequence[Sample]
+    ) -> Sequence[Sample]:
         """The data to train on for ``task`` (replay mixes stored samples in here)."""
 
     def trainable_parameters(self, ctx: RunContext) -> list[dict[str, Any]]:
@@ -220,7 +224,10 @@ class Method(Protocol):
         ``batch["samples"]`` holds the batch's ``Sample`` objects."""
 
     def save_checkpoint(self, ctx: RunContext, directory: Path) -> None:
-        """Write everything needed to resume after this stage (adapter weights, method state)."""
+        """Write everything needed to resume after this stage (adapter weights, method state).
+
+        Called on every rank (gathering sharded weights is a collective operation); only rank 0
+        (``ctx.rank == 0``) writes files."""
 
     def load_checkpoint(self, ctx: RunContext, directory: Path) -> None:
         """Restore what ``save_checkpoint`` wrote; called after ``setup`` on resume."""
@@ -246,8 +253,9 @@ class MethodBase:
     def before_task(self, ctx: RunContext, task: TaskInfo) -> None:
         return None
 
-    def training_samples(self, ctx: RunContext, task: TaskInfo,
-                         samples: Sequence[Sample]) -> Sequence[Sample]:
+    def training_samples(
+        self, ctx: RunContext, task: TaskInfo, samples: Sequence[Sample]
+    ) -> Sequence[Sample]:
         return samples
 
     def trainable_parameters(self, ctx: RunContext) -> list[dict[str, Any]]:
@@ -276,8 +284,11 @@ class MethodBase:
 
         from .io import atomic_write_bytes
 
-        atomic_write_bytes(Path(directory) / "method_state.pkl",
-                           pickle.dumps(self.state_dict(), protocol=4))
+        if ctx.rank != 0:
+            return
+        atomic_write_bytes(
+            Path(directory) / "method_state.pkl", pickle.dumps(self.state_dict(), protocol=4)
+        )
 
     def load_checkpoint(self, ctx: RunContext, directory: Path) -> None:
         import pickle
@@ -298,4 +309,4 @@ class _nullcontext(AbstractContextManager):
 def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive slices of ``items`` of at most ``size`` elements."""
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]

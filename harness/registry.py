@@ -130,10 +130,14 @@ class Registry:
             message += " Did you mean " + " or ".join(repr(c) for c in close) + "?"
         if self._broken:
             broken = "; ".join(f"{p}: {e}" for p, e in sorted(self._broken.items()))
-            message += (f" Some plugins failed to load and may have provided it ({broken});"
-                        " run 'cvit-bench plugins' for details.")
-            raise PluginLoadError(message)
-        message += f" Known {self.kind}: {', '.join(self.names()) or '(none)'}."
+            message += (
+                f" Some plugins failed to load and may have provided it ({broken});"
+                " run 'cvit-bench plugins' for details."
+            )
+            if not close:  # most likely the broken plugin's own name: its error is the answer
+                raise PluginLoadError(message)
+        else:
+            message += f" Known {self.kind}: {', '.join(self.names()) or '(none)'}."
         raise UnknownNameError(message)
 
     def load(self, name: str) -> Any:
@@ -147,8 +151,14 @@ class Registrar:
         self._registry = registry
         self._origin = origin
 
-    def add(self, name: str, target: Any, *, description: str = "",
-            aliases: tuple[str, ...] | list[str] = ()) -> None:
+    def add(
+        self,
+        name: str,
+        target: Any,
+        *,
+        description: str = "",
+        aliases: tuple[str, ...] | list[str] = (),
+    ) -> None:
         """Register ``name``.
 
         Args:
@@ -158,10 +168,19 @@ class Registrar:
             aliases: other names for the same entry (``llava-1.5-7b`` for ``llava-1.5``).
         """
         if not isinstance(target, str) and not callable(target):
-            raise UsageError(f"plugin {self._origin.plugin!r} registers {name!r} with a target "
-                             f"that is neither a class nor a 'module:Class' string: {target!r}")
+            raise UsageError(
+                f"plugin {self._origin.plugin!r} registers {name!r} with a target "
+                f"that is neither a class nor a 'module:Class' string: {target!r}"
+            )
         if not description and not isinstance(target, str):
             description = (target.__doc__ or "").strip().splitlines()[0] if target.__doc__ else ""
-        self._registry.add(Entry(name=name, kind=self._registry.kind, target=target,
-                                 description=description, aliases=tuple(aliases),
-                                 origin=self._origin))
+        self._registry.add(
+            Entry(
+                name=name,
+                kind=self._registry.kind,
+                target=target,
+                description=description,
+                aliases=tuple(aliases),
+                origin=self._origin,
+            )
+        )
