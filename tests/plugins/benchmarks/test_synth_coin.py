@@ -291,3 +291,21 @@ def test_pretraining_samples_default_to_a_reused_cache(tmp_path: Path, monkeypat
     assert second == first and [s.meta for s in second] == [s.meta for s in first]
     assert (folder / "samples.json").stat().st_mtime_ns == stamp
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+
+
+def test_data_synth_through_the_main_cli(tmp_path: Path):
+    from cvit_bench.harness.cli import main
+
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--train", "4", "--eval", "2"]) == 0
+    assert json.loads((out / "synth-coin.json").read_text())["train_per_task"] == 4
+    assert main(["data", "synth", "--out", str(out)]) == 2  # not empty: a usage error
+
+
+def test_pretraining_samples_are_exported_lazily():
+    import cvit_bench.plugins.benchmarks.synth_coin as package
+    from cvit_bench.plugins.benchmarks.synth_coin import pretraining_samples as exported
+
+    assert exported is pretraining_samples
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018
