@@ -54,7 +54,7 @@ PLACES = (
     ("on the left", "in the middle", "on the right"),
     ("at the bottom left", "at the bottom", "at the bottom right"),
 )
-PRETRAIN_VERSION = "1"
+PRETRAIN_VERSION = "2"
 
 
 def _u(size: int, pixels: float) -> int:
