@@ -22,7 +22,7 @@ from cvit_bench.harness.types import Sample
 
 from .drawing import COLOUR_NAMES, COLOURS, PLURALS, SHAPES, Box, Canvas, jitter_colour, place
 from .drawing import text_size as _text_size
-from .tasks import DIGITS, SIGN_COLOURS, TITLES
+from .tasks import DIGITS, TITLES, draw_sign
 
 KINDS = ("object", "pair", "count", "sign", "book", "choice")
 """Every kind of sample there is:
@@ -54,7 +54,7 @@ PLACES = (
     ("on the left", "in the middle", "on the right"),
     ("at the bottom left", "at the bottom", "at the bottom right"),
 )
-PRETRAIN_VERSION = "2"
+PRETRAIN_VERSION = "3"
 
 
 def _u(size: int, pixels: float) -> int:
@@ -134,19 +134,7 @@ def draw_pretraining_item(rng: np.random.Generator, size: int, kind: str):
         answer = f"{count} {colour} {shape if count == 1 else PLURALS[shape]}"
     elif kind == "sign":
         digit = DIGITS[int(rng.integers(len(DIGITS)))]
-        scale = max(1, round(3 * size / 32))
-        width, height = _text_size(digit, scale)
-        margin = max(1, scale // 2 + 1)
-        left = place(rng, width + 2 * margin, 0, size)
-        top = place(rng, height + 2 * margin, 0, size)
-        index = int(rng.integers(len(SIGN_COLOURS)))
-        sign = SIGN_COLOURS[index]
-        canvas.rectangle(
-            (left, top, left + width + 2 * margin - 1, top + height + 2 * margin - 1),
-            jitter_colour(rng, sign, 8),
-        )
-        ink = (20, 20, 20) if sum(sign) > 500 else (245, 245, 245)
-        canvas.text(digit, left + margin, top + margin, scale, ink)
+        _, _, index = draw_sign(canvas, rng, size, digit)
         answer = f"a {SIGN_NAMES[index]} sign with the number {digit}"
     elif kind == "book":
         title = TITLES[int(rng.integers(len(TITLES)))]
