@@ -23,8 +23,8 @@ from pathlib import Path
 
 
 def build(root: Path, batch: int, steps: int, zero: int):
-    from cvit_bench.harness.plugins import get_plugin_manager
     from cvit_bench.harness.config import build_dataclass
+    from cvit_bench.harness.plugins import get_plugin_manager
     from cvit_bench.plugins.methods.seqlora.method import SeqLoRA, SeqLoRAConfig
     from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
     from cvit_bench.testing.toy import make_context
