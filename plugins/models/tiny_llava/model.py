@@ -56,7 +56,7 @@ class TinyLlavaConfig:
         "",
         help="system line of the Vicuna v1 template (LLaVA's is long; the tiny model drops it by default)",
     )
-    pretrain_steps: int = config_field(600, help="captioning pretraining steps (0: a random base)")
+    pretrain_steps: int = config_field(400, help="captioning pretraining steps (0: a random base)")
     pretrain_samples: int = config_field(2000, help="pretraining images drawn")
     pretrain_batch: int = config_field(32, help="pretraining batch size")
     pretrain_lr: float = config_field(2e-3, help="pretraining learning rate (AdamW, cosine)")
