@@ -1,0 +1,311 @@
+"""DeepSpeed training and batched, sharded greedy evaluation.
+
+Training (one ``deepspeed.initialize`` per task, because methods add parameters per task):
+
+* parameter groups come from ``method.trainable_parameters(ctx)``; with ``train.projector_lr``
+  set, projector parameters move to their own group at that rate;
+* optimizer: DeepSpeed's ``AdamW`` with ``torch_adam`` (``torch.optim.AdamW``, nothing to
+  compile); schedule: warm-up then cosine / linear / constant (``transformers.get_scheduler``),
+  stepped once per optimizer step;
+* data order: a permutation of the task's samples drawn from ``(seed, stage)``; epochs are
+  concatenated permutations and every optimizer step takes one full global batch
+  (``batch_size x grad_accum x world_size``). Micro-batch ``m`` of rank ``r`` is chunk
+  ``m * world_size + r`` of that global batch, so one process with ``grad_accum = k`` and ``k``
+  processes with ``grad_accum = 1`` see the same samples in every step;
+* precision: bf16 on GPU, fp32 on CPU (``train.precision``); ZeRO stage from
+  ``train.zero_stage`` (stages 2 and 3 read ``configs/zero2.json`` / ``configs/zero3.json``);
+  ``train.deepspeed_config`` is merged over the generated config last.
+
+Evaluation: the samples are split over ranks (sample ``i`` goes to rank ``i % world_size``),
+each rank generates its share in batches sorted by prompt length, and the predictions are
+gathered so that every rank returns all of them in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..types import Prediction, Sample, TaskInfo
+from .distributed import all_gather_objects, ensure_distributed, rank_and_world
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def zero_config(stage: int) -> dict[str, Any]:
+    """The ``zero_optimization`` section shipped for ``stage``."""
+    path = CONFIG_DIR / f"zero{stage}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    return {"stage": stage}
+
+
+def use_bf16(precision: str) -> bool:
+    import torch
+
+    if precision == "auto":
+        return torch.cuda.is_available()
+    return precision == "bf16"
+
+
+def data_order(n: int, steps: int, global_batch: int, seed: int, stage: int) -> list[int]:
+    """Sample indices for ``steps`` optimizer steps: concatenated seeded permutations."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, stage, 0x5EED])
+    needed = steps * global_batch
+    order: list[int] = []
+    while len(order) < needed:
+        order.extend(int(i) for i in rng.permutation(n))
+    return order[:needed]
+
+
+def count_steps(n: int, global_batch: int, epochs: float, max_steps: int | None) -> int:
+    if max_steps is not None:
+        return int(max_steps)
+    return max(1, math.ceil(epochs * n / global_batch))
+
+
+def peak_memory_mb() -> float:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class DeepSpeedEngine:
+    """The :class:`~cvit_bench.harness.protocols.Engine` for LLaVA-family adapters."""
+
+    def __init__(self, adapter: Any) -> None:
+        self.adapter = adapter
+        self.ds_engine: Any = None  # kept only under ZeRO-3, whose parameters stay partitioned
+        self.last_stats: dict[str, Any] = {}
+
+    # -- configuration -------------------------------------------------------------------
+    def deepspeed_config(self, ctx: Any, world_size: int) -> dict[str, Any]:
+        cfg = ctx.config.train
+        config: dict[str, Any] = {
+            "train_micro_batch_size_per_gpu": cfg.batch_size,
+            "gradient_accumulation_steps": cfg.grad_accum,
+            "train_batch_size": cfg.batch_size * cfg.grad_accum * world_size,
+            "gradient_clipping": cfg.max_grad_norm,
+            "optimizer": {
+                "type": "AdamW",
+                "params": {
+                    "lr": cfg.lr,
+                    "betas": [0.9, 0.999],
+                    "eps": 1e-8,
+                    "weight_decay": cfg.weight_decay,
+                    "torch_adam": True,
+                    "adam_w_mode": True,
+                },
+            },
+            "zero_optimization": zero_config(cfg.zero_stage),
+            "bf16": {"enabled": use_bf16(cfg.precision)},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 10**9,
+            "wall_clock_breakdown": False,
+        }
+        if cfg.deepspeed_config:
+            path = Path(cfg.deepspeed_config)
+            if not path.exists():
+                raise UsageError(f"train.deepspeed_config: {path} does not exist")
+            try:
+                user = json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"train.deepspeed_config: {path} is not JSON: {exc}") from exc
+            _merge(config, user)
+        return config
+
+    def param_groups(self, ctx: Any) -> list[dict[str, Any]]:
+        """The method's groups with explicit rates, the projector split off when it has its own."""
+        cfg = ctx.config.train
+        model = ctx.model.model
+        names = {id(p): n for n, p in model.named_parameters()}
+        groups: list[dict[str, Any]] = []
+        projector: list[Any] = []
+        for group in ctx.method.trainable_parameters(ctx):
+            params = [p for p in group["params"] if p.requires_grad]
+            if cfg.projector_lr is not None:
+                projector += [
+                    p for p in params if self.adapter.is_projector_param(names.get(id(p), ""))
+                ]
+                params = [
+                    p for p in params if not self.adapter.is_projector_param(names.get(id(p), ""))
+                ]
+            if params:
+                lr = group.get("lr")
+                extra = {k: v for k, v in group.items() if k not in ("params", "lr", "name")}
+                groups.append({"params": params, "lr": cfg.lr if lr is None else lr, **extra})
+        if projector:
+            groups.append({"params": projector, "lr": cfg.projector_lr})
+        return groups
+
+    # -- training ------------------------------------------------------------------------
+    def train(self, ctx: Any, task: TaskInfo | None, samples: Sequence[Sample]) -> dict[str, Any]:
+        import deepspeed
+        import torch
+        from transformers import get_scheduler
+
+        cfg = ctx.config.train
+        rank, world = ensure_distributed()
+        self.release()
+        if not samples:
+            return {
+                "steps": 0,
+                "samples": 0,
+                "loss": math.nan,
+                "trainable_params": 0,
+                "peak_mem_mb": peak_memory_mb(),
+            }
+        torch.manual_seed(ctx.config.seed * 1000 + ctx.stage)
+        model = ctx.model.model
+        groups = self.param_groups(ctx)
+        trainable = sum(p.numel() for g in groups for p in g["params"])
+        # DeepSpeed clips by the norm over every module parameter holding a gradient: stale
+        # gradients of parameters that trained earlier (a previous task, a pretraining stage)
+        # and are frozen now would count, so they are dropped
+        in_groups = {id(p) for g in groups for p in g["params"]}
+        for param in model.parameters():
+            if id(param) not in in_groups:
+                param.grad = None
+        if trainable == 0:
+            raise UsageError(f"method {ctx.method.name!r} gave the engine no trainable parameters")
+        global_batch = cfg.batch_size * cfg.grad_accum * world
+        steps = count_steps(len(samples), global_batch, cfg.epochs, cfg.max_steps)
+        order = data_order(len(samples), steps, global_batch, ctx.config.seed, ctx.stage)
+        warmup = math.ceil(cfg.warmup_ratio * steps)
+        kind = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}[
+            cfg.schedule
+        ]
+
+        def make_scheduler(optimizer: Any) -> Any:
+            return get_scheduler(kind, optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+        model.train()
+        ds_engine, _, _, _ = deepspeed.initialize(
+            model=model,
+            model_parameters=groups,
+            lr_scheduler=make_scheduler,
+            config=self.deepspeed_config(ctx, world),
+            dist_init_required=False,
+        )
+        dtype = torch.bfloat16 if use_bf16(cfg.precision) else torch.float32
+        losses: list[float] = []
+        start = time.perf_counter()
+        for step in range(steps):
+            batch_ids = order[step * global_batch : (step + 1) * global_batch]
+            step_loss = 0.0
+            for micro in range(cfg.grad_accum):
+                chunk = micro * world + rank
+                idx = batch_ids[chunk * cfg.batch_size : (chunk + 1) * cfg.batch_size]
+                batch = self.adapter.collate_train([samples[i] for i in idx], cfg.max_length)
+                outputs = self.adapter.forward(ds_engine, batch, ds_engine.device, dtype)
+                loss = ctx.method.training_loss(ctx, batch, outputs)
+                ds_engine.backward(loss)
+                ds_engine.step()
+                step_loss += float(loss.detach()) / cfg.grad_accum
+            losses.append(_mean_over_ranks(step_loss, world, ds_engine.device))
+        wall = time.perf_counter() - start
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_disable()
+        model.eval()
+        if cfg.zero_stage == 3:
+            self.ds_engine = ds_engine
+        else:
+            ds_engine.destroy()
+        tail = losses[-max(1, min(10, len(losses))) :]
+        self.last_stats = {
+            "steps": steps,
+            "samples": steps * global_batch,
+            "loss": losses[-1],
+            "loss_last10": sum(tail) / len(tail),
+            "loss_first": losses[0],
+            "trainable_params": trainable,
+            "peak_mem_mb": peak_memory_mb(),
+            "train_wall_s": wall,
+            "samples_per_s": steps * global_batch / max(wall, 1e-9),
+            "world_size": world,
+            "global_batch": global_batch,
+            "losses": losses,
+        }
+        return dict(self.last_stats)
+
+    def release(self) -> None:
+        """Drop a ZeRO-3 engine kept from the previous task."""
+        if self.ds_engine is not None:
+            self.ds_engine.destroy()
+            self.ds_engine = None
+
+    # -- evaluation ----------------------------------------------------------------------
+    def generation_model(self, ctx: Any) -> Any:
+        if self.ds_engine is not None:
+            return self.ds_engine.module
+        return ctx.model.model
+
+    def predict(self, ctx: Any, task: TaskInfo, samples: Sequence[Sample]) -> list[Prediction]:
+        import torch
+
+        rank, world = rank_and_world()
+        model = self.generation_model(ctx)
+        model.eval()
+        param = next(model.parameters())
+        device = param.device
+        dtype = param.dtype if param.dtype in (torch.bfloat16, torch.float16) else torch.float32
+        if ctx.config.eval.max_new_tokens is not None:
+            max_new = ctx.config.eval.max_new_tokens
+        else:
+            max_new = task.max_new_tokens
+        mine = [i for i in range(len(samples)) if i % world == rank]
+        lengths = {i: len(self.adapter.encode_prompt(samples[i])) for i in mine}
+        mine.sort(key=lambda i: (-lengths[i], i))
+        size = max(1, ctx.config.eval.batch_size)
+        results: list[tuple[int, str]] = []
+        for start in range(0, len(mine), size):
+            idx = mine[start : start + size]
+            batch = self.adapter.collate_eval([samples[i] for i in idx])
+            routing = ctx.method.inference(ctx, batch) if ctx.method else nullcontext()
+            with routing:
+                texts = self.adapter.generate(model, batch, max_new, device, dtype)
+            results += list(zip(idx, texts))
+        gathered = all_gather_objects(results, world)
+        by_index = dict(item for part in gathered for item in part)
+        return [
+            Prediction(
+                id=samples[i].id, text=by_index[i], prompt=self.adapter.template.render(samples[i])
+            )
+            for i in range(len(samples))
+        ]
+
+
+def _mean_over_ranks(value: float, world: int, device: Any) -> float:
+    """The global batch's loss: the mean of every rank's micro-batch losses."""
+    if world == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / world
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value

@@ -1,0 +1,79 @@
+"""Train tiny-llava + seqlora on the toy benchmark through the DeepSpeed engine; write results.
+
+Run directly (one process) or under ``torchrun`` / ``deepspeed`` (several); rank 0 writes
+``--out`` as JSON: per-step losses, the trained LoRA weights' checksums and the predictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--accum", type=int, default=1)
+    parser.add_argument("--zero", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--eval-batch", type=int, default=4)
+    parser.add_argument("--projector-lr", type=float, default=None)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    from cvit_bench.plugins.methods.seqlora.method import SeqLoRA, SeqLoRAConfig
+    from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
+    from cvit_bench.testing.toy import ToyBenchmark, make_context
+
+    bench = ToyBenchmark(n_train=32, n_eval=10)
+    model = TinyLlava(TinyLlavaConfig(pretrain_steps=0))
+    method = SeqLoRA(SeqLoRAConfig(rank=4, alpha=8))
+    train = {
+        "max_steps": args.steps,
+        "batch_size": args.batch,
+        "grad_accum": args.accum,
+        "lr": 1e-3,
+        "zero_stage": args.zero,
+        "projector_lr": args.projector_lr,
+        "gradient_checkpointing": args.gradient_checkpointing,
+    }
+    ctx = make_context(
+        args.root, bench, model, method, {"train": train, "eval": {"batch_size": args.eval_batch}}
+    )
+    bench.prepare(ctx)
+    model.build(ctx)
+    method.setup(ctx)
+    engine = model.create_engine(ctx)
+    ctx.stage = 1
+    task = ctx.tasks[0]
+    stats = engine.train(ctx, task, bench.train_samples(task.name))
+    preds = engine.predict(ctx, task, bench.eval_samples(task.name))
+    import torch.distributed as dist
+
+    weights = {
+        n: float(p.detach().double().sum())
+        for n, p in model.model.named_parameters()
+        if p.requires_grad
+    }
+    if dist.get_rank() == 0:
+        with open(args.out, "w") as handle:
+            json.dump(
+                {
+                    "losses": stats["losses"],
+                    "weights": weights,
+                    "world": stats["world_size"],
+                    "global_batch": stats["global_batch"],
+                    "predictions": [[p.id, p.text] for p in preds],
+                },
+                handle,
+            )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

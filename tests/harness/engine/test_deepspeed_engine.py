@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cvit_bench.harness.engine.deepspeed_engine import (
+    DeepSpeedEngine,
+    count_steps,
+    data_order,
+    zero_config,
+)
+from cvit_bench.harness.engine.distributed import free_port
+from cvit_bench.harness.errors import UsageError
+
+WORKER = Path(__file__).with_name("engine_worker.py")
+
+
+def test_data_order_depends_on_seed_and_stage_only():
+    a = data_order(10, steps=5, global_batch=4, seed=0, stage=1)
+    assert a == data_order(10, steps=5, global_batch=4, seed=0, stage=1)
+    assert a != data_order(10, steps=5, global_batch=4, seed=0, stage=2)
+    assert a != data_order(10, steps=5, global_batch=4, seed=1, stage=1)
+    assert len(a) == 20
+    # every epoch is a permutation: the first 10 indices cover every sample once
+    assert sorted(a[:10]) == list(range(10))
+
+
+def test_step_count_from_epochs_or_max_steps():
+    assert count_steps(100, global_batch=8, epochs=1.0, max_steps=None) == 13
+    assert count_steps(100, global_batch=8, epochs=0.5, max_steps=None) == 7
+    assert count_steps(100, global_batch=8, epochs=1.0, max_steps=3) == 3
+
+
+def test_shipped_zero_configs():
+    assert zero_config(2)["stage"] == 2
+    assert zero_config(3)["stage"] == 3
+    assert zero_config(0) == {"stage": 0}
+
+
+def _ctx(tmp_path, overrides):
+    from cvit_bench.plugins.methods.seqlora.method import SeqLoRA, SeqLoRAConfig
+    from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
+    from cvit_bench.testing.toy import ToyBenchmark, make_context
+
+    bench = ToyBenchmark(n_train=8, n_eval=4)
+    model = TinyLlava(TinyLlavaConfig(pretrain_steps=0))
+    method = SeqLoRA(SeqLoRAConfig(rank=4))
+    ctx = make_context(tmp_path, bench, model, method, overrides)
+    bench.prepare(ctx)
+    model.build(ctx)
+    method.setup(ctx)
+    return ctx
+
+
+def test_projector_trains_in_its_own_group_at_its_own_rate(tmp_path):
+    ctx = _ctx(tmp_path, {"train": {"lr": 1e-3, "projector_lr": 2e-5}})
+    engine = DeepSpeedEngine(ctx.model)
+    groups = engine.param_groups(ctx)
+    names = {id(p): n for n, p in ctx.model.model.named_parameters()}
+    assert [g["lr"] for g in groups] == [1e-3, 2e-5]
+    assert all("lora_" in names[id(p)] for p in groups[0]["params"])
+    assert groups[1]["params"] and all(
+        "multi_modal_projector" in names[id(p)] for p in groups[1]["params"]
+    )
+    # without a projector rate the projector stays frozen
+    ctx = _ctx(tmp_path / "b", {"train": {"lr": 1e-3}})
+    groups = DeepSpeedEngine(ctx.model).param_groups(ctx)
+    assert len(groups) == 1
+    assert not any(
+        p.requires_grad
+        for p in ctx.model.model.base_model.model.model.multi_modal_projector.parameters()
+    )
+
+
+def test_deepspeed_config_from_run_config_and_user_file(tmp_path):
+    ctx = _ctx(tmp_path, {"train": {"batch_size": 4, "grad_accum": 3, "zero_stage": 2}})
+    engine = DeepSpeedEngine(ctx.model)
+    config = engine.deepspeed_config(ctx, world_size=2)
+    assert config["train_batch_size"] == 24
+    assert config["zero_optimization"]["stage"] == 2
+    assert config["optimizer"]["params"]["torch_adam"] is True
+    assert config["bf16"]["enabled"] is False  # fp32 on a CPU
+    user = tmp_path / "ds.json"
+    user.write_text(json.dumps({"zero_optimization": {"overlap_comm": False}}))
+    ctx.config.train.deepspeed_config = str(user)
+    merged = engine.deepspeed_config(ctx, world_size=1)
+    assert merged["zero_optimization"] == {**zero_config(2), "overlap_comm": False}
+    ctx.config.train.deepspeed_config = str(tmp_path / "missing.json")
+    with pytest.raises(UsageError, match="missing.json"):
+        engine.deepspeed_config(ctx, world_size=1)
+
+
+def _clean_env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+@pytest.mark.slow
+def test_two_processes_through_torchrun_match_one_process(tmp_path):
+    """Same data order and global batch (4): one process accumulating two micro-batches of 2
+    under ZeRO-0, and two processes with one micro-batch of 2 each under ZeRO-2, train the same
+    weights and give the same predictions (evaluation sharded over the two ranks and gathered)."""
+    common = ["--root", str(tmp_path), "--batch", "2", "--steps", "6", "--eval-batch", "3"]
+    single, double = tmp_path / "single.json", tmp_path / "double.json"
+    subprocess.run(
+        [sys.executable, str(WORKER), *common, "--accum", "2", "--zero", "0", "--out", str(single)],
+        check=True,
+        env=_clean_env(),
+        timeout=600,
+        capture_output=True,
+    )
+    launcher = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+    ]
+    subprocess.run(
+        [*launcher, str(WORKER), *common, "--accum", "1", "--zero", "2", "--out", str(double)],
+        check=True,
+        env=_clean_env(),
+        timeout=600,
+        capture_output=True,
+    )
+    a, b = json.loads(single.read_text()), json.loads(double.read_text())
+    assert (a["world"], b["world"]) == (1, 2)
+    assert a["global_batch"] == b["global_batch"] == 4
+    assert a["losses"] == pytest.approx(b["losses"], rel=1e-5)
+    assert a["losses"][-1] < a["losses"][0]  # it trained
+    assert a["weights"].keys() == b["weights"].keys() and len(a["weights"]) > 0
+    for name, value in a["weights"].items():
+        assert value == pytest.approx(b["weights"][name], rel=1e-5, abs=1e-6), name
+    assert a["predictions"] == b["predictions"]
+    assert len(a["predictions"]) == 10
+
+
+@pytest.mark.slow
+def test_gradient_checkpointing_and_projector_training_through_the_engine(tmp_path):
+    """Recomputing activations changes memory, not results; the projector trains in its group."""
+    common = ["--root", str(tmp_path), "--batch", "2", "--steps", "4", "--projector-lr", "1e-3"]
+    plain, ckpt = tmp_path / "plain.json", tmp_path / "ckpt.json"
+    for out, extra in ((plain, []), (ckpt, ["--gradient-checkpointing"])):
+        subprocess.run(
+            [sys.executable, str(WORKER), *common, *extra, "--out", str(out)],
+            check=True,
+            env=_clean_env(),
+            timeout=600,
+            capture_output=True,
+        )
+    a, b = json.loads(plain.read_text()), json.loads(ckpt.read_text())
+    assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
+    assert a["predictions"] == b["predictions"]
+    assert any("multi_modal_projector" in name for name in a["weights"])
