@@ -109,9 +109,9 @@ def science_qa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
 
     The options are a random four of the six colours, listed in one fixed order, so the letter
     depends on the image (which colour) and on the question (which colours are listed before
-    it). Options shuffled into any order make the task much harder: a small transformer needs
-    about 600 steps to discover the matching from scratch (``scripts/synth_coin_learnability.py``
-    notes), against about 100 for this form.
+    it). With options in any order the task needs far more training: a two-layer transformer
+    classifier trained from scratch needed about 600 steps of 32 to discover the matching
+    (this form: about 100), and tiny-llava stayed at 25% after 150 steps.
     """
     listed = sorted(int(i) for i in rng.choice(len(COLOUR_NAMES), size=len(LETTERS), replace=False))
     choices = [COLOUR_NAMES[i] for i in listed]
