@@ -111,7 +111,7 @@ def science_qa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
     depends on the image (which colour) and on the question (which colours are listed before
     it). With options in any order the task needs far more training: a two-layer transformer
     classifier trained from scratch needed about 600 steps of 32 to discover the matching
-    (this form: about 100), and tiny-llava stayed at 25% after 150 steps.
+    (this form: about 100).
     """
     listed = sorted(int(i) for i in rng.choice(len(COLOUR_NAMES), size=len(LETTERS), replace=False))
     choices = [COLOUR_NAMES[i] for i in listed]
