@@ -187,11 +187,19 @@ def text_vqa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
 
 # -- ImageNet: name the object -----------------------------------------------------------------
 def image_net(rng: np.random.Generator, size: int, cls: int) -> Drawn:
-    """One shape of any colour, size and place; name the shape."""
+    """One large shape of any colour near the centre; name the shape.
+
+    Large and nearly centred, as ImageNet's objects are: scattered shapes of 12-20 pixels
+    anywhere left tiny-llava at 36.5% after 150 steps.
+    """
     shape = SHAPES[cls]
     colour = _pick(rng, COLOUR_NAMES)
     canvas = Canvas(size, rng)
-    box = _object(rng, size, 12, 20)
+    side = int(rng.integers(_u(size, 20), _u(size, 26) + 1))
+    slack = _u(size, 3)
+    x0 = place(rng, side, max(0, (size - side) // 2 - slack), min(size, (size + side) // 2 + slack))
+    y0 = place(rng, side, max(0, (size - side) // 2 - slack), min(size, (size + side) // 2 + slack))
+    box = (x0, y0, x0 + side - 1, y0 + side - 1)
     canvas.shape(shape, box, _colour(rng, colour))
     return Drawn(
         canvas.finish(),
