@@ -99,6 +99,9 @@ class Coin(RealBenchmark):
 
     name: ClassVar[str] = "coin"
     version: ClassVar[str] = "1.0"
+    # CoIN starts from Vicuna + CLIP + the pretrained projector, so that LLaVA's own
+    # instruction data (which overlaps its tasks) does not leak in.
+    reference_starting_point: ClassVar[str] = "v15p"
     config_class: ClassVar[type] = CoinConfig
     SPECS: ClassVar[tuple[TaskSpec, ...]] = COIN_SPECS
 

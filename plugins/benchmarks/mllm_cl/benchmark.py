@@ -75,6 +75,7 @@ class MllmDcl(RealBenchmark):
 
     name: ClassVar[str] = "mllm-dcl"
     version: ClassVar[str] = "1.0"
+    reference_starting_point: ClassVar[str] = "v15pf"  # the full LLaVA-1.5, as MLLM-CL
     SPECS: ClassVar[tuple[TaskSpec, ...]] = DCL_SPECS
 
     def train_folder(self, task: str, root: Path | None = None) -> Path:

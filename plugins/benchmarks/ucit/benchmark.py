@@ -110,6 +110,7 @@ class Ucit(RealBenchmark):
 
     name: ClassVar[str] = "ucit"
     version: ClassVar[str] = "1.0"
+    reference_starting_point: ClassVar[str] = "v15pf"  # the full LLaVA-1.5, as HiDe-LLaVA
     SPECS: ClassVar[tuple[TaskSpec, ...]] = UCIT_SPECS
 
     def folder(self, task: str, root: Path | None = None) -> Path:
