@@ -1,0 +1,258 @@
+"""Captioned images of synth-coin's visual primitives, for a model's short "pretraining" stage.
+
+Real LLaVA starting points have seen millions of captioned images before instruction tuning; a
+randomly initialised tiny model has seen nothing. These samples give it the same kind of start:
+it learns to see the colours, shapes, places, counts and glyphs the tasks ask about, without
+seeing any task's questions or files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cvit_bench.harness.errors import UsageError
+from cvit_bench.harness.types import Sample
+
+from .drawing import COLOUR_NAMES, COLOURS, PLURALS, SHAPES, Box, Canvas, jitter_colour, place
+from .drawing import text_size as _text_size
+from .tasks import DIGITS, LETTER_ANSWER, SIGN_COLOURS, TITLES
+
+KINDS = ("object", "pair", "count", "sign", "book", "choice")
+"""What the samples show, in the order they cycle through.
+
+* ``object``: one shape: ``"a red circle at the top left"``;
+* ``pair``: two shapes side by side or one above the other: ``"a red circle on the left and a
+  blue square on the right"``;
+* ``count``: one to four equal shapes: ``"3 green triangles"``;
+* ``sign``: a sign with a digit: ``"a sign with the number 7"``;
+* ``book``: a book cover with a two-letter title: ``"a book titled GO"``;
+* ``choice``: which shape is shown, as a four-option question answered by a letter (the
+  answer format of ScienceQA, asked about shapes, never about colours as ScienceQA does).
+"""
+
+CAPTION_PROMPTS = ("Describe the image briefly.", "What is in the picture?")
+SIGN_NAMES = ("white", "black", "blue", "red", "green")
+PLACES = (
+    ("top left", "top", "top right"),
+    ("left", "middle", "right"),
+    ("bottom left", "bottom", "bottom right"),
+)
+PRETRAIN_VERSION = "1"
+
+
+def _u(size: int, pixels: float) -> int:
+    return max(1, round(pixels * size / 32))
+
+
+def _square(
+    rng: np.random.Generator, size: int, low: float, high: float, region: Box | None = None
+) -> Box:
+    side = int(rng.integers(_u(size, low), _u(size, high) + 1))
+    x_lo, y_lo, x_hi, y_hi = region if region is not None else (0, 0, size, size)
+    x0 = place(rng, side, x_lo + 1, x_hi - 1)
+    y0 = place(rng, side, y_lo + 1, y_hi - 1)
+    return (x0, y0, x0 + side - 1, y0 + side - 1)
+
+
+def _where(box: Box, size: int) -> str:
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return PLACES[min(2, int(3 * cy / size))][min(2, int(3 * cx / size))]
+
+
+def _pick(rng: np.random.Generator, items: Sequence[str], exclude: Sequence[str] = ()) -> str:
+    pool = [i for i in items if i not in exclude]
+    return pool[int(rng.integers(len(pool)))]
+
+
+def draw_pretraining_item(rng: np.random.Generator, size: int, kind: str):
+    """One ``(image, prompt, answer)`` of ``kind`` (see :data:`KINDS`)."""
+    canvas = Canvas(size, rng)
+    prompt = CAPTION_PROMPTS[int(rng.integers(len(CAPTION_PROMPTS)))]
+    if kind in ("object", "choice"):
+        colour, shape = _pick(rng, COLOUR_NAMES), _pick(rng, SHAPES)
+        box = _square(rng, size, 9, 18)
+        canvas.shape(shape, box, jitter_colour(rng, COLOURS[colour]))
+        answer = f"a {colour} {shape} at the {_where(box, size)}"
+        if kind == "choice":
+            others = [s for s in SHAPES if s != shape]
+            rng.shuffle(others)
+            options = others[:3]
+            correct = int(rng.integers(4))
+            options.insert(correct, shape)
+            prompt = (
+                "Which shape is in the image?\n"
+                + "\n".join(f"{letter}. {option}" for letter, option in zip("ABCD", options))
+                + f"\n{LETTER_ANSWER}"
+            )
+            answer = "ABCD"[correct]
+    elif kind == "pair":
+        first, second = _pick(rng, COLOUR_NAMES), _pick(rng, COLOUR_NAMES)
+        shapes = (_pick(rng, SHAPES), _pick(rng, SHAPES))
+        half = size // 2
+        if rng.integers(2):
+            regions, words = ((0, 0, half, size), (half, 0, size, size)), ("left", "right")
+        else:
+            regions, words = ((0, 0, size, half), (0, half, size, size)), ("top", "bottom")
+        for colour, shape, region in zip((first, second), shapes, regions):
+            canvas.shape(
+                shape, _square(rng, size, 8, 13, region), jitter_colour(rng, COLOURS[colour])
+            )
+        answer = (
+            f"a {first} {shapes[0]} on the {words[0]} and a {second} {shapes[1]} on the {words[1]}"
+        )
+    elif kind == "count":
+        count = int(rng.integers(1, 5))
+        colour, shape = _pick(rng, COLOUR_NAMES), _pick(rng, SHAPES)
+        for cell in sorted(int(c) for c in rng.choice(16, size=count, replace=False)):
+            row, col = divmod(cell, 4)
+            region = (
+                round(col * size / 4),
+                round(row * size / 4),
+                round((col + 1) * size / 4),
+                round((row + 1) * size / 4),
+            )
+            canvas.shape(
+                shape, _square(rng, size, 5, 6, region), jitter_colour(rng, COLOURS[colour])
+            )
+        answer = f"{count} {colour} {shape if count == 1 else PLURALS[shape]}"
+    elif kind == "sign":
+        digit = DIGITS[int(rng.integers(len(DIGITS)))]
+        scale = max(1, round(3 * size / 32))
+        width, height = _text_size(digit, scale)
+        margin = max(1, scale // 2 + 1)
+        left = place(rng, width + 2 * margin, 0, size)
+        top = place(rng, height + 2 * margin, 0, size)
+        index = int(rng.integers(len(SIGN_COLOURS)))
+        sign = SIGN_COLOURS[index]
+        canvas.rectangle(
+            (left, top, left + width + 2 * margin - 1, top + height + 2 * margin - 1),
+            jitter_colour(rng, sign, 8),
+        )
+        ink = (20, 20, 20) if sum(sign) > 500 else (245, 245, 245)
+        canvas.text(digit, left + margin, top + margin, scale, ink)
+        answer = f"a {SIGN_NAMES[index]} sign with the number {digit}"
+    elif kind == "book":
+        title = TITLES[int(rng.integers(len(TITLES)))]
+        grey = int(rng.integers(60, 200))
+        canvas = Canvas(size, rng, background=jitter_colour(rng, (grey, grey, grey), 30))
+        scale = max(1, round(2 * size / 32))
+        width, height = _text_size(title, scale)
+        band = place(rng, height + 2 * scale, 0, size)
+        canvas.rectangle((0, band, size - 1, band + height + 2 * scale - 1), (240, 240, 235))
+        canvas.text(title, place(rng, width, 0, size), band + scale, scale, (20, 20, 20))
+        answer = f"a book titled {title}"
+    else:
+        raise UsageError(f"unknown pretraining kind {kind!r}; known: {', '.join(KINDS)}")
+    return canvas.finish(), prompt, answer
+
+
+def _default_cache() -> Path:
+    return Path(os.environ.get("CVIT_BENCH_CACHE") or Path.home() / ".cache" / "cvit-bench")
+
+
+def pretraining_samples(
+    n: int,
+    seed: int,
+    image_size: int = 32,
+    directory: str | os.PathLike[str] | None = None,
+    kinds: Sequence[str] = KINDS,
+) -> list[Sample]:
+    """``n`` captioned images of the primitives synth-coin's tasks use.
+
+    Contract:
+
+    * Returns ``n`` :class:`Sample` objects with ``task="pretrain"``, ids
+      ``"pretrain_<i>"``, ``prompt`` the user message (without ``<image>``), ``answer`` the
+      target reply, ``image`` the absolute path of a PNG of ``image_size`` x ``image_size``
+      pixels, and ``meta["kind"]`` one of ``kinds``.
+    * Deterministic: the same ``(n, seed, image_size, kinds)`` give the same samples and the
+      same image bytes; sample ``i`` does not depend on ``n``. Kinds cycle in the order
+      given, so every kind is equally frequent.
+    * Images are written under ``directory`` (created); with ``None``, under
+      ``$CVIT_BENCH_CACHE`` (default ``~/.cache/cvit-bench``) in
+      ``synth-coin/pretrain-<seed>-<size>-<n>-<kinds>``, generated once, atomically (a
+      temporary folder renamed when complete), and reused on later calls.
+    * Nothing in them is a synth-coin task item: captions describe what is drawn, and the
+      only question (``choice``) asks about shapes in ScienceQA's answer format.
+    """
+    if n < 1:
+        raise UsageError(f"pretraining_samples needs n >= 1, got {n}")
+    kinds = tuple(kinds)
+    for kind in kinds:
+        if kind not in KINDS:
+            raise UsageError(f"unknown pretraining kind {kind!r}; known: {', '.join(KINDS)}")
+    if directory is None:
+        folder = (
+            _default_cache()
+            / "synth-coin"
+            / f"pretrain-v{PRETRAIN_VERSION}-{seed}-{image_size}-{n}-{'.'.join(kinds)}"
+        )
+        if not (folder / "samples.json").is_file():
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+            try:
+                _write(tmp, n, seed, image_size, kinds)
+                try:
+                    os.replace(tmp, folder)
+                except OSError:  # another process finished first: keep its copy
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        return _load(folder)
+    return _write(Path(directory), n, seed, image_size, kinds)
+
+
+def _write(folder: Path, n: int, seed: int, size: int, kinds: tuple[str, ...]) -> list[Sample]:
+    folder.mkdir(parents=True, exist_ok=True)
+    folder = folder.absolute()
+    samples, records = [], []
+    for index in range(n):
+        kind = kinds[index % len(kinds)]
+        rng = np.random.default_rng([seed, 99, index])
+        image, prompt, answer = draw_pretraining_item(rng, size, kind)
+        path = folder / f"{index:06d}.png"
+        image.save(path, format="PNG")
+        records.append(
+            {
+                "id": f"pretrain_{index}",
+                "image": path.name,
+                "prompt": prompt,
+                "answer": answer,
+                "kind": kind,
+            }
+        )
+        samples.append(
+            Sample(
+                id=f"pretrain_{index}",
+                task="pretrain",
+                prompt=prompt,
+                answer=answer,
+                image=str(path),
+                meta={"kind": kind},
+            )
+        )
+    (folder / "samples.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    return samples
+
+
+def _load(folder: Path) -> list[Sample]:
+    records = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
+    return [
+        Sample(
+            id=r["id"],
+            task="pretrain",
+            prompt=r["prompt"],
+            answer=r["answer"],
+            image=str(folder / r["image"]),
+            meta={"kind": r["kind"]},
+        )
+        for r in records
+    ]

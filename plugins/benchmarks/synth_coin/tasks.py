@@ -1,0 +1,464 @@
+"""The eight synth-coin tasks: what each draws, asks and answers.
+
+Each task mirrors one COIN task's kind of question and answer format. A task draws one item
+from a balanced answer class (``classes``), so every answer is about equally frequent and the
+majority answer scores low; the answer always depends on the image, and where the image holds
+several things, on the question too.
+
+All geometry scales with the image size; the defaults (32x32 pixels, patch 8) are what a
+one-million-parameter LLaVA learns in a couple of hundred steps on a CPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .drawing import (
+    COLOUR_NAMES,
+    COLOURS,
+    PLURALS,
+    SHAPES,
+    Box,
+    Canvas,
+    jitter_colour,
+    normalised_box,
+    place,
+    text_size,
+)
+
+SHORT_ANSWER = "Answer the question using a single word or phrase."
+LETTER_ANSWER = "Answer with the option's letter from the given choices directly."
+UNANSWERABLE_HINT = "When the provided information is insufficient, respond with 'Unanswerable'."
+GROUNDING_PROMPT = (
+    "Please provide the bounding box coordinate of the region this sentence describes: {phrase}."
+)
+
+LETTERS = ("A", "B", "C", "D")
+DIGITS = ("2", "3", "4", "5", "6", "7", "8", "9")
+COUNTS = (1, 2, 3, 4)
+TITLES = ("GO", "UP", "OX", "HI", "ME", "WE", "IT", "BY")
+GENRES: dict[str, tuple[int, int, int]] = {
+    "travel": (60, 130, 215),
+    "history": (135, 85, 45),
+    "cooking": (240, 125, 35),
+    "science": (55, 165, 95),
+}
+SIGN_COLOURS = ((250, 250, 250), (30, 30, 30), (40, 80, 225), (215, 35, 35), (35, 165, 55))
+
+
+@dataclass
+class Drawn:
+    """One generated item before it is written out.
+
+    Attributes:
+        image: the picture.
+        question: the question line(s) the prompt starts with.
+        instruction: the answer-format line COIN appends.
+        answer: the reference answer.
+        key: the item's content without noise; no two items of a task share it, which keeps
+            training and test items apart.
+        extra: task-specific facts the writer needs (choices, box, question type).
+    """
+
+    image: Image.Image
+    question: str
+    instruction: str
+    answer: str
+    key: tuple[Any, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def prompt(self) -> str:
+        return f"{self.question}\n{self.instruction}" if self.instruction else self.question
+
+
+def _u(size: int, pixels: float) -> int:
+    """``pixels`` at 32x32 scaled to an image of ``size`` pixels."""
+    return max(1, round(pixels * size / 32))
+
+
+def _object(
+    rng: np.random.Generator, size: int, low: float, high: float, region: Box | None = None
+) -> Box:
+    """A random square box of side in [low, high] (32-pixel units) inside ``region``."""
+    side = int(rng.integers(_u(size, low), _u(size, high) + 1))
+    x_lo, y_lo, x_hi, y_hi = region if region is not None else (0, 0, size, size)
+    x0 = place(rng, side, x_lo + 1, x_hi - 1)
+    y0 = place(rng, side, y_lo + 1, y_hi - 1)
+    return (x0, y0, x0 + side - 1, y0 + side - 1)
+
+
+def _colour(rng: np.random.Generator, name: str) -> tuple[int, ...]:
+    return jitter_colour(rng, COLOURS[name])
+
+
+def _pick(rng: np.random.Generator, items: tuple[str, ...], exclude: tuple[str, ...] = ()) -> str:
+    pool = [item for item in items if item not in exclude]
+    return pool[int(rng.integers(len(pool)))]
+
+
+# -- ScienceQA: a multiple-choice question answered by a letter --------------------------------
+def science_qa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """Which colour is the shape? Four shuffled colour options; the answer is a letter."""
+    colour = _pick(rng, COLOUR_NAMES)
+    shape = _pick(rng, SHAPES)
+    others = [c for c in COLOUR_NAMES if c != colour]
+    rng.shuffle(others)
+    choices = others[:3]
+    choices.insert(cls, colour)
+    canvas = Canvas(size, rng)
+    box = _object(rng, size, 10, 17)
+    canvas.shape(shape, box, _colour(rng, colour))
+    question = f"Which colour is the {shape} in the picture?\n" + "\n".join(
+        f"{letter}. {choice}" for letter, choice in zip(LETTERS, choices)
+    )
+    return Drawn(
+        canvas.finish(),
+        question,
+        LETTER_ANSWER,
+        LETTERS[cls],
+        ("sqa", colour, shape, box, tuple(choices)),
+        {
+            "choices": choices,
+            "answer_index": cls,
+            "question_only": (f"Which colour is the {shape} in the picture?"),
+        },
+    )
+
+
+# -- TextVQA: read the text in a scene ---------------------------------------------------------
+TEXTVQA_QUESTIONS = (
+    "what number is written on the sign?",
+    "what is written on the sign?",
+    "what number does the sign show?",
+)
+
+
+def text_vqa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """A sign holding one large digit, sometimes beside a small shape; read the digit."""
+    digit = DIGITS[cls]
+    scale = max(1, round(3 * size / 32))
+    width, height = text_size(digit, scale)
+    margin = max(1, scale // 2 + 1)
+    sign_w, sign_h = width + 2 * margin, height + 2 * margin
+    canvas = Canvas(size, rng)
+    left = place(rng, sign_w, 0, size)
+    top = place(rng, sign_h, 0, size)
+    sign_index = int(rng.integers(len(SIGN_COLOURS)))
+    sign = SIGN_COLOURS[sign_index]
+    ink = (20, 20, 20) if sum(sign) > 500 else (245, 245, 245)
+    canvas.rectangle((left, top, left + sign_w - 1, top + sign_h - 1), jitter_colour(rng, sign, 8))
+    canvas.text(digit, left + margin, top + margin, scale, ink)
+    question = TEXTVQA_QUESTIONS[int(rng.integers(len(TEXTVQA_QUESTIONS)))]
+    return Drawn(
+        canvas.finish(),
+        question,
+        SHORT_ANSWER,
+        digit,
+        ("tvqa", digit, left, top, sign_index, question),
+    )
+
+
+# -- ImageNet: name the object -----------------------------------------------------------------
+def image_net(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """One shape of any colour, size and place; name the shape."""
+    shape = SHAPES[cls]
+    colour = _pick(rng, COLOUR_NAMES)
+    canvas = Canvas(size, rng)
+    box = _object(rng, size, 12, 20)
+    canvas.shape(shape, box, _colour(rng, colour))
+    return Drawn(
+        canvas.finish(),
+        "What is the object in the image?",
+        SHORT_ANSWER,
+        shape,
+        ("imagenet", shape, colour, box),
+    )
+
+
+# -- GQA: a question about spatial relations ---------------------------------------------------
+SIDES = {
+    "left": "on the left",
+    "right": "on the right",
+    "top": "at the top",
+    "bottom": "at the bottom",
+}
+
+
+def gqa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """Two shapes side by side or one above the other; the colour of the one on a named side."""
+    colour = COLOUR_NAMES[cls]
+    other = _pick(rng, COLOUR_NAMES, exclude=(colour,))
+    horizontal = bool(rng.integers(2))
+    half = size // 2
+    if horizontal:
+        regions = {"left": (0, 0, half, size), "right": (half, 0, size, size)}
+    else:
+        regions = {"top": (0, 0, size, half), "bottom": (0, half, size, size)}
+    sides = list(regions)
+    side = sides[int(rng.integers(2))]
+    other_side = sides[1 - sides.index(side)]
+    canvas = Canvas(size, rng)
+    target_box = _object(rng, size, 8, 13, regions[side])
+    other_box = _object(rng, size, 8, 13, regions[other_side])
+    target_shape, other_shape = _pick(rng, SHAPES), _pick(rng, SHAPES)
+    canvas.shape(target_shape, target_box, _colour(rng, colour))
+    canvas.shape(other_shape, other_box, _colour(rng, other))
+    question = f"What colour is the shape {SIDES[side]}?"
+    return Drawn(
+        canvas.finish(),
+        question,
+        SHORT_ANSWER,
+        colour,
+        ("gqa", side, colour, other, target_shape, other_shape, target_box, other_box),
+    )
+
+
+# -- VizWiz: answer, or say the photo cannot answer ---------------------------------------------
+UNANSWERABLE = "unanswerable"
+VIZWIZ_CLASSES = (*COLOUR_NAMES, "dark", "empty")
+
+
+def viz_wiz(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """What colour is the shape? Unanswerable when the photo is too dark or shows nothing."""
+    kind = VIZWIZ_CLASSES[cls]
+    shape = _pick(rng, SHAPES)
+    canvas = Canvas(size, rng)
+    brightness = 1.0
+    if kind == "empty":
+        colour, box = None, None
+    else:
+        colour = _pick(rng, COLOUR_NAMES) if kind == "dark" else kind
+        box = _object(rng, size, 10, 18)
+        canvas.shape(shape, box, _colour(rng, colour))
+        if kind == "dark":
+            brightness = float(rng.uniform(0.06, 0.14))
+    answer = UNANSWERABLE if kind in ("dark", "empty") else kind
+    return Drawn(
+        canvas.finish(noise=3 if kind == "dark" else 6, brightness=brightness),
+        f"What colour is the {shape}?",
+        f"{UNANSWERABLE_HINT}\n{SHORT_ANSWER}",
+        answer,
+        ("vizwiz", kind, shape, colour, box, round(brightness, 2), canvas.background),
+    )
+
+
+# -- Grounding: the box of a described object --------------------------------------------------
+def grounding(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """Two shapes in different cells of a 3x3 grid; the box of the one the phrase names."""
+    colour = _pick(rng, COLOUR_NAMES)
+    other = _pick(rng, COLOUR_NAMES, exclude=(colour,))
+    shape, other_shape = _pick(rng, SHAPES), _pick(rng, SHAPES)
+    cells = [c for c in range(9) if c != cls]
+    other_cell = cells[int(rng.integers(len(cells)))]
+    canvas = Canvas(size, rng)
+    boxes = []
+    for cell in (cls, other_cell):
+        row, col = divmod(cell, 3)
+        x_lo, x_hi = round(col * size / 3), round((col + 1) * size / 3)
+        y_lo, y_hi = round(row * size / 3), round((row + 1) * size / 3)
+        side = int(rng.integers(_u(size, 7), _u(size, 9) + 1))
+        x0 = place(rng, side, x_lo + 1, x_hi)
+        y0 = place(rng, side, y_lo + 1, y_hi)
+        boxes.append((x0, y0, x0 + side - 1, y0 + side - 1))
+    canvas.shape(shape, boxes[0], _colour(rng, colour))
+    canvas.shape(other_shape, boxes[1], _colour(rng, other))
+    phrase = f"the {colour} {shape}"
+    answer = normalised_box(boxes[0], size)
+    return Drawn(
+        canvas.finish(),
+        GROUNDING_PROMPT.format(phrase=phrase),
+        "",
+        answer,
+        ("grounding", phrase, other, other_shape, tuple(boxes)),
+        {"box": answer},
+    )
+
+
+# -- VQAv2: counting and colour questions ------------------------------------------------------
+VQAV2_CLASSES: tuple[Any, ...] = (
+    *(("count", n) for n in COUNTS),
+    *(("colour", c) for c in COLOUR_NAMES),
+)
+
+
+def vqa_v2(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """One to four equal shapes, one per cell of a 4x4 grid: how many, or what colour."""
+    kind, value = VQAV2_CLASSES[cls]
+    count = value if kind == "count" else int(rng.integers(1, len(COUNTS) + 1))
+    colour = value if kind == "colour" else _pick(rng, COLOUR_NAMES)
+    shape = _pick(rng, SHAPES)
+    cells = sorted(int(c) for c in rng.choice(16, size=count, replace=False))
+    canvas = Canvas(size, rng)
+    boxes: list[Box] = []
+    for cell in cells:
+        row, col = divmod(cell, 4)
+        region = (
+            round(col * size / 4),
+            round(row * size / 4),
+            round((col + 1) * size / 4),
+            round((row + 1) * size / 4),
+        )
+        box = _object(rng, size, 5, 6, region)
+        canvas.shape(shape, box, _colour(rng, colour))
+        boxes.append(box)
+    if kind == "count":
+        question, answer = f"How many {PLURALS[shape]} are there?", str(count)
+    elif count == 1:
+        question, answer = f"What colour is the {shape}?", colour
+    else:
+        question, answer = f"What colour are the {PLURALS[shape]}?", colour
+    return Drawn(
+        canvas.finish(),
+        question,
+        SHORT_ANSWER,
+        answer,
+        ("vqav2", kind, shape, colour, tuple(boxes)),
+        {"question_type": kind},
+    )
+
+
+# -- OCR-VQA: a book cover's title and genre ---------------------------------------------------
+OCRVQA_CLASSES: tuple[Any, ...] = (*(("title", t) for t in TITLES), *(("genre", g) for g in GENRES))
+
+
+def ocr_vqa(rng: np.random.Generator, size: int, cls: int) -> Drawn:
+    """A cover whose colour tells the genre, with a two-letter title on a band."""
+    kind, value = OCRVQA_CLASSES[cls]
+    title = value if kind == "title" else TITLES[int(rng.integers(len(TITLES)))]
+    genre = value if kind == "genre" else list(GENRES)[int(rng.integers(len(GENRES)))]
+    canvas = Canvas(size, rng, background=jitter_colour(rng, GENRES[genre], 14))
+    scale = max(1, round(2 * size / 32))
+    width, height = text_size(title, scale)
+    pad = max(1, scale)
+    band_top = place(rng, height + 2 * pad, 0, size)
+    canvas.rectangle(
+        (0, band_top, size - 1, band_top + height + 2 * pad - 1),
+        jitter_colour(rng, (240, 240, 235), 6),
+    )
+    left = place(rng, width, 0, size)
+    canvas.text(title, left, band_top + pad, scale, (20, 20, 20))
+    if kind == "title":
+        question, answer = "What is the title of this book?", title
+    else:
+        question, answer = "What is the genre of this book?", genre
+    return Drawn(
+        canvas.finish(),
+        question,
+        SHORT_ANSWER,
+        answer,
+        ("ocrvqa", kind, title, genre, band_top, left),
+        {"question_type": kind},
+    )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A synth-coin task and how it is laid out like its COIN counterpart.
+
+    Attributes:
+        name: the annotation folder and task name (COIN's).
+        image_dir: where its images live under the data root (COIN's dataset folders).
+        draw: the generator of one item from an answer class.
+        classes: the number of balanced answer classes.
+        scorer: the COIN scoring rule that applies (a key of ``common.real.SCORERS``).
+        max_new_tokens: the generation budget (answers are at most a box string).
+        description: one line for ``cvit-bench show``.
+    """
+
+    name: str
+    image_dir: str
+    draw: Callable[[np.random.Generator, int, int], Drawn]
+    classes: int
+    scorer: str
+    max_new_tokens: int
+    description: str
+
+
+SHORT_BUDGET = 16
+"""Generation budget of the one-word tasks: the longest answer (``unanswerable``) is 12
+characters, so even a character-level tokenizer finishes it."""
+BOX_BUDGET = 32
+"""Generation budget of Grounding: a box string is 24 characters."""
+
+TASKS: tuple[TaskSpec, ...] = (
+    TaskSpec(
+        "ScienceQA",
+        "ScienceQA",
+        science_qa,
+        len(LETTERS),
+        "scienceqa",
+        SHORT_BUDGET,
+        "multiple choice: the letter of the shape's colour among four shuffled options",
+    ),
+    TaskSpec(
+        "TextVQA",
+        "TextVQA",
+        text_vqa,
+        len(DIGITS),
+        "textvqa",
+        SHORT_BUDGET,
+        "read the digit written on a sign",
+    ),
+    TaskSpec(
+        "ImageNet",
+        "ImageNet",
+        image_net,
+        len(SHAPES),
+        "imagenet",
+        SHORT_BUDGET,
+        "name the shape in the image (5 classes)",
+    ),
+    TaskSpec(
+        "GQA",
+        "GQA",
+        gqa,
+        len(COLOUR_NAMES),
+        "gqa",
+        SHORT_BUDGET,
+        "the colour of the shape on a named side of two",
+    ),
+    TaskSpec(
+        "VizWiz",
+        "VizWiz",
+        viz_wiz,
+        len(VIZWIZ_CLASSES),
+        "exact",
+        SHORT_BUDGET,
+        "the shape's colour, or 'unanswerable' when the photo is dark or empty",
+    ),
+    TaskSpec(
+        "Grounding",
+        "COCO",
+        grounding,
+        9,
+        "grounding",
+        BOX_BUDGET,
+        "the bounding box of the shape a phrase names (two shapes on a 3x3 grid)",
+    ),
+    TaskSpec(
+        "VQAv2",
+        "COCO",
+        vqa_v2,
+        len(VQAV2_CLASSES),
+        "exact",
+        SHORT_BUDGET,
+        "count one to four shapes, or name their colour",
+    ),
+    TaskSpec(
+        "OCRVQA",
+        "OCRVQA",
+        ocr_vqa,
+        len(OCRVQA_CLASSES),
+        "ocrvqa",
+        SHORT_BUDGET,
+        "a book cover's two-letter title, or its genre from the cover colour",
+    ),
+)
+TASK_NAMES: tuple[str, ...] = tuple(t.name for t in TASKS)
+SPECS: dict[str, TaskSpec] = {t.name: t for t in TASKS}
