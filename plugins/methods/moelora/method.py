@@ -9,9 +9,9 @@ tasks over experts. See ``layer.py`` for the layer.
 Checkpoints hold the experts, routers and (when it trains) projector (``moelora.safetensors``).
 
 Defaults (LLaVA-1.5-7B): MCITlib's MoELoRA on UCIT, total rank 18 over 6 experts (3 each),
-alpha = 2r = 36 (METHODS.md). The update is scaled by alpha / r with r the total rank, so an
-expert mixture with equal gates matches a plain LoRA of rank r. Router weights start as a
-default ``nn.Linear`` (seeded), experts' A as peft's LoRA A, B at zero.
+alpha = 2r = 36 (METHODS.md). The gated sum of the experts is scaled by alpha / r with r the
+total rank. Router weights start as a default ``nn.Linear`` (seeded), each expert's A as peft's
+LoRA A, B at zero (so training starts from the base model).
 """
 
 from __future__ import annotations
