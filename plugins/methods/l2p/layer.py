@@ -6,7 +6,10 @@ see it). Two forward hooks do the rest, for training and for cached generation a
 * on the LLaVA model (pre-hook): when a forward starts a sequence (no cache yet) and carries
   images, the query of each sample is computed (no gradient) from the frozen vision tower (the
   feature layer LLaVA uses, CLS dropped as LLaVA drops it, mean over patches); the ``top_k``
-  keys of highest cosine similarity choose the prompts;
+  keys of highest cosine similarity choose the prompts. ``generate`` encodes the images before
+  its first forward (the forward sees ``mm_encoder_outputs``, not ``pixel_values``), so for
+  generation the selection is made beforehand from the batch (``pin``) and kept for the whole
+  call;
 * on the language model (pre-hook): the chosen prompts' embeddings are put in front of
   ``inputs_embeds`` on the first call; on that call and every decoding step after it the
   attention mask gains ``P`` leading columns and explicit position ids shift by ``P`` (the
@@ -56,6 +59,7 @@ class PromptInjector:
         self.match: torch.Tensor | None = None  # [rows with image, top_k] selected similarities
         self.selected: torch.Tensor | None = None  # [B, top_k] prompt indices (-1: none)
         self._strip = 0
+        self.pinned = False
         language_model = llava.model.language_model
         self.handles = [
             llava.register_forward_pre_hook(self._select, with_kwargs=True),
@@ -81,15 +85,34 @@ class PromptInjector:
                 feats = [f[:, 1:] for f in feats]
             return torch.cat(feats, dim=-1).mean(dim=1).float()
 
+    def pin(self, pixel_values: torch.Tensor | None, input_ids: torch.Tensor) -> None:
+        """Choose the prompts of a batch now and keep them until ``unpin`` (generation)."""
+        self.pinned = False
+        self.choose(pixel_values, input_ids)
+        self.pinned = True
+
+    def unpin(self) -> None:
+        self.pinned = False
+        self.prefix = self.keep = self.match = self.selected = None
+
     # -- hooks ---------------------------------------------------------------------------
     def _select(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
-        if not cache_is_empty(kwargs.get("past_key_values")):
-            return None  # a decoding step: the sequence keeps its prompts
+        if self.pinned or not cache_is_empty(kwargs.get("past_key_values")):
+            return None  # chosen before generation, or a decoding step: prompts stay
+        if kwargs.get("pixel_values") is None and kwargs.get("mm_encoder_outputs"):
+            raise RuntimeError(
+                "l2p: images arrive pre-encoded (generate); generate inside the method's "
+                "inference(ctx, batch) context, which chooses the prompts from the batch"
+            )
+        self.choose(kwargs.get("pixel_values"), kwargs.get("input_ids"))
+        return None
+
+    def choose(self, pixel_values: torch.Tensor | None, input_ids: torch.Tensor | None) -> None:
         self.prefix = self.keep = self.match = self.selected = None
-        pixel_values = kwargs.get("pixel_values")
-        input_ids = kwargs.get("input_ids")
         if pixel_values is None or input_ids is None:
-            return None
+            return
+        device = self.pool.keys.device
+        pixel_values, input_ids = pixel_values.to(device), input_ids.to(device)
         batch = input_ids.shape[0]
         has_image = (input_ids == self.llava.config.image_token_id).any(dim=1)
         if int(has_image.sum()) != pixel_values.shape[0]:
@@ -107,7 +130,6 @@ class PromptInjector:
         prompts = self.pool.prompts[rows.clamp(min=0)]  # [B, k, L, D]
         self.prefix = prompts.flatten(1, 2)
         self.keep = has_image
-        return None
 
     def _prepend(self, module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any:
         if self.prefix is None:

@@ -125,6 +125,19 @@ class L2P(MethodBase):
         surrogate = (1.0 - match).sum(dim=1).mean()
         return outputs.loss + self.config.match_weight * surrogate.to(outputs.loss.dtype)
 
+    def inference(self, ctx: Any, batch: dict[str, Any]) -> Any:
+        from contextlib import contextmanager
+
+        @contextmanager
+        def chosen() -> Any:
+            self.injector.pin(batch.get("pixel_values"), batch["input_ids"])
+            try:
+                yield
+            finally:
+                self.injector.unpin()
+
+        return chosen()
+
     # -- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self, ctx: Any, directory: Path) -> None:
         if ctx.rank != 0:

@@ -29,7 +29,9 @@ def test_past_adapters_stay_frozen_while_a_new_task_trains(tmp_path):
     ctx.stage = 2
     method.before_task(ctx, ctx.tasks[1])
     with torch.no_grad():  # a new adapter starts with B = 0: the model is unchanged
-        torch.testing.assert_close(adapter.forward(model, batch, "cpu", torch.float32).logits, before)
+        torch.testing.assert_close(
+            adapter.forward(model, batch, "cpu", torch.float32).logits, before
+        )
     engine = ctx.extras["engine"]
     stats = engine.train(ctx, ctx.tasks[1], list(ctx.benchmark.train_samples("place")))
     assert stats["trainable_params"] == per_adapter  # only the new adapter trains
@@ -65,7 +67,7 @@ def test_penalty_matches_a_hand_computation(tmp_path):
 
 def test_a_third_adapter_is_penalised_against_both_earlier_ones(tmp_path):
     method = OLoRA(OLoRAConfig(rank=2, alpha=4))
-    ctx = tiny_context(tmp_path, method)
+    tiny_context(tmp_path, method)
     for seed in (0, 1, 2):
         method.add_task(seed)
     layer = next(iter(method.layers.values()))
