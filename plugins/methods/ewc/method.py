@@ -16,13 +16,13 @@ The Fisher pass shards its samples over ranks and sums over them; it and the pen
 parameters outside the engine, so ZeRO-3 (which partitions them) is refused.
 
 Defaults. No EWC setting for LLaVA-1.5-7B was ever published (METHODS.md: classic CL, no
-public LLaVA code). ``lambda`` and the Fisher sample count are our choice: the LoRA settings
-are ``seqlora``'s (r=16, alpha=32, MCITlib LoRA-FT); ``lambda = 5000`` was picked on
-``synth-coin`` with ``tiny-llava`` as the largest power-of-ten-ish value that still lets the
-new task be learned (the Fisher of a LoRA adapter is small: mean values around 1e-5); the
-Fisher is estimated on 200 samples per task (enough for a stable diagonal; the cost is one
-forward and backward pass each). Kirkpatrick et al. keep one penalty per task, which is the
-default here (``online = false``).
+public LLaVA code), so ``lambda`` and the Fisher sample count are our choice, not tuned: the
+LoRA settings are ``seqlora``'s (r=16, alpha=32, MCITlib LoRA-FT); ``lambda = 5000`` makes the
+penalty of a LoRA adapter whose Fisher entries are around 1e-4 and whose weights moved by a few
+hundredths comparable to the language-modelling loss (Fisher values of LoRA parameters are
+small, so the classic image-classification values of 1-100 would do nothing); the Fisher is
+estimated on 200 samples per task (one forward and backward pass each). Kirkpatrick et al. keep
+one penalty per task, which is the default here (``online = false``).
 """
 
 from __future__ import annotations
