@@ -34,9 +34,10 @@ def evaluate(adapter, model, samples, max_new_tokens: int, batch: int = 50) -> l
     model.eval()
     texts: list[str] = []
     for start in range(0, len(samples), batch):
-        chunk = samples[start:start + batch]
-        texts += adapter.generate(model, adapter.collate_eval(chunk), max_new_tokens, "cpu",
-                                  torch.float32)
+        chunk = samples[start : start + batch]
+        texts += adapter.generate(
+            model, adapter.collate_eval(chunk), max_new_tokens, "cpu", torch.float32
+        )
     return texts
 
 
@@ -46,15 +47,21 @@ def train_task(adapter, base, samples, args, seed: int):
         for param in model.parameters():
             param.requires_grad_(True)
     else:
-        config = lora_common.lora_config(args.rank, 2.0 * args.rank, 0.0,
-                                         adapter.lora_targets(), train_projector=False)
+        config = lora_common.lora_config(
+            args.rank, 2.0 * args.rank, 0.0, adapter.lora_targets(), train_projector=False
+        )
         model = lora_common.add_lora(model, config, seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0)
     warmup = max(1, args.steps // 30)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (
-            1 + torch.cos(torch.tensor(torch.pi * s / args.steps)).item()))
+        optimiser,
+        lambda s: (
+            min(1.0, (s + 1) / warmup)
+            * 0.5
+            * (1 + torch.cos(torch.tensor(torch.pi * s / args.steps)).item())
+        ),
+    )
     rng = random.Random(seed)
     order: list[int] = []
     model.train()
@@ -64,7 +71,7 @@ def train_task(adapter, base, samples, args, seed: int):
             perm = list(range(len(samples)))
             rng.shuffle(perm)
             order += perm
-        index, order = order[:args.batch], order[args.batch:]
+        index, order = order[: args.batch], order[args.batch :]
         batch = adapter.collate_train([samples[i] for i in index], max_length=512)
         loss = adapter.forward(model, batch, "cpu", torch.float32).loss
         optimiser.zero_grad(set_to_none=True)
@@ -98,15 +105,19 @@ def main() -> None:
         start = time.perf_counter()
         bench.prepare(ctx)
         adapter.build(ctx)
-        print(f"data + base model ready in {time.perf_counter() - start:.0f} s "
-              f"(pretraining: {adapter.pretrain_stats})")
+        print(
+            f"data + base model ready in {time.perf_counter() - start:.0f} s "
+            f"(pretraining: {adapter.pretrain_stats})"
+        )
         base = adapter.model
         blank = root / "blank.png"
         Image.new("RGB", (bench.config.image_size,) * 2, (128, 128, 128)).save(blank)
         how = "full fine-tuning" if args.full else f"LoRA r{args.rank}"
         print(f"{how}, {args.steps} steps x batch {args.batch}, lr {args.lr}, seeds {args.seeds}")
-        print(f"{'task':<10} {'chance':>6} {'major.':>6} {'zero-shot':>9} {'trained':>14} "
-              f"{'blank':>14}")
+        print(
+            f"{'task':<10} {'chance':>6} {'major.':>6} {'zero-shot':>9} {'trained':>14} "
+            f"{'blank':>14}"
+        )
         for info in bench.tasks():
             if args.tasks and info.name not in args.tasks:
                 continue
@@ -123,15 +134,22 @@ def main() -> None:
             results = []
             for seed in args.seeds:
                 model, _ = train_task(adapter, base, train, args, seed)
-                results.append((score(evaluate(adapter, model, test, info.max_new_tokens)),
-                                score(evaluate(adapter, model, blanks, info.max_new_tokens))))
+                results.append(
+                    (
+                        score(evaluate(adapter, model, test, info.max_new_tokens)),
+                        score(evaluate(adapter, model, blanks, info.max_new_tokens)),
+                    )
+                )
             cells = []
             for column in zip(*results):
                 spread = statistics.pstdev(column) if len(column) > 1 else 0.0
                 cells.append(f"{statistics.mean(column):6.1f} +- {spread:4.1f}")
-            print(f"{info.name:<10} {baselines['chance']:6.1f} {baselines['majority']:6.1f} "
-                  f"{zero_shot:9.1f} {cells[0]:>14} {cells[1]:>14}  "
-                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+            print(
+                f"{info.name:<10} {baselines['chance']:6.1f} {baselines['majority']:6.1f} "
+                f"{zero_shot:9.1f} {cells[0]:>14} {cells[1]:>14}  "
+                f"({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

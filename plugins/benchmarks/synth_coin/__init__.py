@@ -1,17 +1,19 @@
 """synth-coin: eight procedurally drawn tasks in COIN's file format (see ``tasks.py``).
 
-``pretraining_samples`` (captioned scenes for a tiny model's pretraining) is importable from
-here; it is loaded on first use so that registering the plugin stays light.
+``pretraining_samples`` (captioned scenes for a tiny model's pretraining) and
+``PRETRAIN_VERSION`` (changes whenever those samples change: put it in any cache key of a model
+pretrained on them) are importable from here; they load on first use so that registering the
+plugin stays light.
 """
 
 from cvit_bench.harness import hookimpl
 
 
 def __getattr__(name):
-    if name == "pretraining_samples":
-        from .pretraining import pretraining_samples
+    if name in ("pretraining_samples", "PRETRAIN_VERSION"):
+        from . import pretraining
 
-        return pretraining_samples
+        return getattr(pretraining, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

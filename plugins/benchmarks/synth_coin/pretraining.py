@@ -20,11 +20,21 @@ import numpy as np
 from cvit_bench.harness.errors import UsageError
 from cvit_bench.harness.types import Sample
 
-from .drawing import COLOUR_NAMES, COLOURS, PLURALS, SHAPES, Box, Canvas, jitter_colour, place
+from .drawing import (
+    COLOUR_NAMES,
+    COLOURS,
+    PLURALS,
+    SHAPES,
+    Box,
+    Canvas,
+    jitter_colour,
+    normalised_box,
+    place,
+)
 from .drawing import text_size as _text_size
-from .tasks import DIGITS, TITLES, draw_sign
+from .tasks import DIGITS, GROUNDING_GRID, TITLES, draw_sign, grid_box
 
-KINDS = ("object", "pair", "count", "sign", "book", "choice")
+KINDS = ("object", "pair", "count", "sign", "book", "region", "choice")
 """Every kind of sample there is:
 
 * ``object``: one shape: ``"a red circle at the top left"``, ``"... in the middle"``;
@@ -33,6 +43,10 @@ KINDS = ("object", "pair", "count", "sign", "book", "choice")
 * ``count``: one to four equal shapes: ``"3 green triangles"``;
 * ``sign``: a sign with a digit: ``"a sign with the number 7"``;
 * ``book``: a book cover with a two-letter title: ``"a book titled GO"``;
+* ``region``: two shapes in cells of a 3x3 grid, each described with its box:
+  ``"a red circle at [0.03, 0.03, 0.31, 0.31] and a blue cross at [...]"``: region-level
+  captions, as grounding pretraining data has them. Without them tiny-llava learns no box
+  strings within a task's budget (see ``tasks.grounding``);
 * ``choice``: the object's colour as a four-option question answered by a letter, options
   shuffled. It teaches what a language model's own pretraining gives a real starting point:
   picking the option that matches and answering with its letter. A small transformer takes
@@ -42,7 +56,7 @@ KINDS = ("object", "pair", "count", "sign", "book", "choice")
 """
 
 SIDES = ("on the left", "on the right", "at the top", "at the bottom")
-DEFAULT_KINDS = ("object", "pair", "count", "sign", "book")
+DEFAULT_KINDS = ("object", "pair", "count", "sign", "book", "region")
 """The kinds :func:`pretraining_samples` cycles through by default: captions only, as the
 real starting points' projector pretraining is. ``choice`` is there for models that need the
 letter-answer skill taught before ScienceQA."""
@@ -54,7 +68,7 @@ PLACES = (
     ("on the left", "in the middle", "on the right"),
     ("at the bottom left", "at the bottom", "at the bottom right"),
 )
-PRETRAIN_VERSION = "3"
+PRETRAIN_VERSION = "5"
 
 
 def _u(size: int, pixels: float) -> int:
@@ -136,6 +150,15 @@ def draw_pretraining_item(rng: np.random.Generator, size: int, kind: str):
         digit = DIGITS[int(rng.integers(len(DIGITS)))]
         _, _, index = draw_sign(canvas, rng, size, digit)
         answer = f"a {SIGN_NAMES[index]} sign with the number {digit}"
+    elif kind == "region":
+        cells = rng.choice(GROUNDING_GRID**2, size=2, replace=False)
+        parts = []
+        for cell in cells:
+            colour, shape = _pick(rng, COLOUR_NAMES), _pick(rng, SHAPES)
+            box = grid_box(size, int(cell))
+            canvas.shape(shape, box, jitter_colour(rng, COLOURS[colour]))
+            parts.append(f"a {colour} {shape} at {normalised_box(box, size)}")
+        answer = " and ".join(parts)
     elif kind == "book":
         title = TITLES[int(rng.integers(len(TITLES)))]
         grey = int(rng.integers(60, 200))

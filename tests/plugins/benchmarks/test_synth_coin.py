@@ -309,3 +309,17 @@ def test_pretraining_samples_are_exported_lazily():
     assert exported is pretraining_samples
     with pytest.raises(AttributeError):
         package.no_such_name  # noqa: B018
+
+
+def test_region_captions_give_boxes_that_frame_their_shapes(tmp_path: Path):
+    samples = pretraining_samples(6, seed=4, directory=tmp_path, kinds=["region"])
+    pattern = re.compile(r"a (\w+) \w+ at (\[[^\]]+\])")
+    for sample in samples:
+        pixels = np.asarray(Image.open(sample.image)).astype(int)
+        found = pattern.findall(sample.answer)
+        assert len(found) == 2, sample.answer
+        for colour, box in found:
+            x1, y1, x2, y2 = (round(float(v) * 32) for v in box.strip("[]").split(","))
+            crop = pixels[y1:y2, x1:x2]
+            close = np.abs(crop - np.array(COLOURS[colour])).sum(axis=-1) < 70
+            assert close.mean() > 0.3, (sample.answer, colour)
