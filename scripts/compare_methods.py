@@ -90,7 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/compare-methods"))
-    parser.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="OMP threads per run (tiny-llava sets its own)"
+    )
     args = parser.parse_args(argv)
 
     from cvit_bench.harness.results import RunResults
