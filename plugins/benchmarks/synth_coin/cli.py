@@ -7,10 +7,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .generate import SynthSettings, generate
-
-DEFAULTS = SynthSettings()
-
 
 def register(cli: Any) -> argparse.ArgumentParser:
     """Add ``data synth``.
@@ -37,41 +33,42 @@ def register(cli: Any) -> argparse.ArgumentParser:
         metavar="DIR",
         help="output folder (must not exist, or be empty)",
     )
-    parser.add_argument(
-        "--seed", type=int, default=DEFAULTS.seed, help=f"generation seed (default {DEFAULTS.seed})"
-    )
+    parser.add_argument("--seed", type=int, default=None, help="generation seed (default 0)")
     parser.add_argument(
         "--train",
         type=int,
-        default=DEFAULTS.train_per_task,
+        default=None,
         metavar="N",
-        help=f"training items per task (default {DEFAULTS.train_per_task})",
+        help="training items per task (default: the generator's)",
     )
     parser.add_argument(
         "--eval",
         type=int,
-        default=DEFAULTS.eval_per_task,
+        default=None,
         metavar="N",
-        help=f"test items per task (default {DEFAULTS.eval_per_task})",
+        help="test items per task (default: the generator's)",
     )
     parser.add_argument(
         "--image-size",
         type=int,
-        default=DEFAULTS.image_size,
+        default=None,
         metavar="PX",
-        help=f"image width and height in pixels (default {DEFAULTS.image_size})",
+        help="image width and height in pixels (default: the generator's)",
     )
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = SynthSettings(
-        seed=args.seed,
-        train_per_task=args.train,
-        eval_per_task=args.eval,
-        image_size=args.image_size,
-    )
+    from .generate import SynthSettings, generate  # numpy and PIL: not at CLI start-up
+
+    given = {
+        "seed": args.seed,
+        "train_per_task": args.train,
+        "eval_per_task": args.eval,
+        "image_size": args.image_size,
+    }
+    settings = SynthSettings(**{k: v for k, v in given.items() if v is not None})
     start = time.perf_counter()
     root = generate(args.out, settings)
     seconds = time.perf_counter() - start
