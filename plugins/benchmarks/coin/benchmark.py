@@ -14,6 +14,7 @@ Layout (SEFE's release; CoIN's own ``Instructions_Original`` folder is accepted 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ from cvit_bench.harness.errors import DataError
 from cvit_bench.harness.types import Sample, TaskInfo
 
 from ..common.check import DataFile
-from ..common.llava_format import CoinLayout
+from ..common.llava_format import CoinLayout, Problem, parse_test_entries, read_json_list
 from ..common.real import (
     RealBenchmark,
     RealBenchmarkConfig,
@@ -165,6 +166,53 @@ class Coin(RealBenchmark):
         ]
         return files
 
+    def cross_check(self, root: Path) -> list[Problem]:
+        """Test ids the scorers look up in reference files must be there: ScienceQA pids in
+        problems.json, TextVQA ids in the human answers (errors); GQA ids missing from the
+        balanced questions are not counted by the published scorer (warning)."""
+        found: list[Problem] = []
+        layout = self.layout(root)
+        for spec in self.SPECS:
+            lookup = _REFERENCE_KEYS.get(spec.scorer or "")
+            if lookup is None:
+                continue
+            relative, keys_of, severity = lookup
+            try:
+                keys = keys_of(load_reference(root / relative))
+            except (DataError, AttributeError, TypeError):
+                continue  # the reference file's own problems are reported already
+            test_file = layout.test_file(spec.folder)
+            items = read_json_list(test_file, [])
+            positions: list[int] = []
+            samples = parse_test_entries(
+                items or [],
+                task=spec.info.name,
+                root=root,
+                file=str(test_file),
+                problems=[],
+                positions=positions,
+            )
+            absent = [(i, s.id) for i, s in zip(positions, samples) if str(s.id) not in keys]
+            for index, qid in absent[:20]:
+                found.append(
+                    Problem(
+                        str(test_file),
+                        f"id {qid!r} is not in {relative}",
+                        index,
+                        "question_id",
+                        severity,
+                    )
+                )
+            if len(absent) > 20:
+                found.append(
+                    Problem(
+                        str(test_file),
+                        f"{len(absent) - 20} more ids are not in {relative}",
+                        severity=severity,
+                    )
+                )
+        return found
+
     def load_train(self, task: str) -> list[Sample]:
         spec = self.spec(task)
         return self.layout().read_train(spec.folder, self.train_file_name(task), task_name=task)
@@ -180,6 +228,17 @@ class Coin(RealBenchmark):
         if spec.scorer == "gqa":
             return _attach_gqa(samples, root)
         return samples
+
+
+_REFERENCE_KEYS: dict[str, tuple[str, Callable[[Any], set[str]], str]] = {
+    "scienceqa": ("ScienceQA/problems.json", lambda data: set(data), "error"),
+    "textvqa": (
+        "TextVQA/TextVQA_0.5.1_val.json",
+        lambda data: {str(e.get("question_id")) for e in data["data"]},
+        "error",
+    ),
+    "gqa": ("GQA/testdev_balanced_questions.json", lambda data: set(data), "warning"),
+}
 
 
 def _attach_scienceqa(samples: list[Sample], root: Path) -> list[Sample]:

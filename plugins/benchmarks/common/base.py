@@ -7,7 +7,6 @@ A benchmark subclasses :class:`BenchmarkBase`, lists its tasks in ``TASKS`` and 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import random
 from collections.abc import Sequence
@@ -210,6 +209,3 @@ class BenchmarkBase:
     def identity_options(self) -> tuple[str, ...]:
         """Config fields that change scores or data and so belong in ``identity()``."""
         return ()
-
-    def describe_config(self) -> dict[str, Any]:
-        return dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {}

@@ -27,6 +27,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from cvit_bench.harness.errors import CvitError, DataError
 from cvit_bench.harness.types import Prediction, Sample, TaskScore
@@ -80,7 +81,7 @@ def _java() -> str:
     return java
 
 
-def ptb_tokenize(captions: dict[int, list[str]]) -> dict[int, list[str]]:
+def ptb_tokenize(captions: dict[Any, list[str]]) -> dict[Any, list[str]]:
     """Stanford PTB tokenization, lower-cased, punctuation tokens removed (pycocoevalcap's
     rules), without writing inside the installed package."""
     jar = _package_dir() / "tokenizer" / "stanford-corenlp-3.4.1.jar"
@@ -102,7 +103,7 @@ def ptb_tokenize(captions: dict[int, list[str]]) -> dict[int, list[str]]:
     if done.returncode != 0:
         raise CaptionToolError(f"the PTB tokenizer failed: {done.stderr.decode()[-500:]}")
     lines = done.stdout.decode().split("\n")
-    out: dict[int, list[str]] = {}
+    out: dict[Any, list[str]] = {}
     for key, line in zip(keys, lines):
         words = [w for w in line.rstrip().split(" ") if w not in PTB_PUNCTUATION]
         out.setdefault(key, []).append(" ".join(words))
@@ -138,8 +139,12 @@ def caption_metrics(gts: dict[int, list[str]], res: dict[int, list[str]]) -> dic
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
 
-    tok_gts = ptb_tokenize(gts)
-    tok_res = ptb_tokenize(res)
+    # one tokenizer run for both sides (one Java start-up); the output is the same
+    both = ptb_tokenize(
+        {**{("gts", k): v for k, v in gts.items()}, **{("res", k): v for k, v in res.items()}}
+    )
+    tok_gts = {k: both[("gts", k)] for k in gts}
+    tok_res = {k: both[("res", k)] for k in res}
     bleu, _ = Bleu(4).compute_score(tok_gts, tok_res, verbose=0)
     values = {f"Bleu_{i + 1}": float(bleu[i]) for i in range(4)}
     values["METEOR"] = _meteor(tok_gts, tok_res)

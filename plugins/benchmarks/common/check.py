@@ -46,6 +46,7 @@ class DataFile:
         image_root: the folder images are named relative to (default: the data root).
         description: what the file is, for messages ("TextVQA human answers").
         id_field: the field whose values must be unique (test files).
+        require_answer: test items must carry an ``answer`` (not for tasks scored elsewhere).
     """
 
     path: Path
@@ -56,6 +57,7 @@ class DataFile:
     image_root: Path | None = None
     description: str = ""
     id_field: str = "question_id"
+    require_answer: bool = True
 
 
 @dataclass
@@ -192,6 +194,7 @@ def _check_file(
             file=file,
             problems=problems,
             positions=positions,
+            require_answer=data_file.require_answer,
         )
         check_unique_ids(samples, file, problems, positions, data_file.id_field)
     else:

@@ -342,12 +342,20 @@ def read_test(
     task: str,
     root: str | os.PathLike[str],
     problems: list[Problem] | None = None,
+    require_answer: bool = True,
 ) -> list[Sample]:
     """Read a COIN-style test file; images resolve under ``root``."""
     items = read_json_list(path, problems)
     if items is None:
         return []
-    return parse_test_entries(items, task=task, root=root, file=str(path), problems=problems)
+    return parse_test_entries(
+        items,
+        task=task,
+        root=root,
+        file=str(path),
+        problems=problems,
+        require_answer=require_answer,
+    )
 
 
 def check_unique_ids(

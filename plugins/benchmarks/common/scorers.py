@@ -544,8 +544,9 @@ def score_mllm_perception(
     """MLLM-CL visual perception (``eval_sat``, CV-Bench): output and answer lower-cased with
     spaces, newlines and periods removed; correct when the answer is contained in the output
     (``2`` is found in ``12``). Also ``count_accuracy`` over items whose ``task`` is
-    ``Count``. ``fixed``: the cleaned output must equal the cleaned answer or start with it
-    followed by a character that is not a letter or digit."""
+    ``Count``. ``fixed``: the output (trimmed, lower-cased, trailing periods dropped) must
+    equal the answer or start with it followed by a character that is not a letter or digit.
+    """
     check_mode(mode)
     pairs = pair_by_id(predictions, references, missing)
 
@@ -553,13 +554,13 @@ def score_mllm_perception(
         return text.lower().strip().replace(" ", "").replace("\n", "").replace(".", "")
 
     def judge(reference: Sample, text: str) -> float:
-        gold, pred = clean(_answer(reference)), clean(text)
         if mode == "fixed":
+            gold, pred = _norm(_answer(reference)), _norm(text)
             ok = pred == gold or (
                 bool(gold) and pred.startswith(gold) and not pred[len(gold)].isalnum()
             )
             return 1.0 if ok else 0.0
-        return 1.0 if gold in pred else 0.0
+        return 1.0 if clean(_answer(reference)) in clean(text) else 0.0
 
     score = accuracy(pairs, judge)
     counts = [score.per_sample[r.id] or 0.0 for r, _ in pairs if r.meta.get("task") == "Count"]

@@ -98,6 +98,7 @@ class MllmDcl(RealBenchmark):
                     task=name,
                     image_root=test,
                     published_count=spec.test_count,
+                    require_answer=spec.scorer is not None,
                 )
             )
         return files
@@ -109,7 +110,8 @@ class MllmDcl(RealBenchmark):
     def load_eval(self, task: str) -> list[Sample]:
         folder = self.test_folder(task)
         path = folder / "test.json"
-        samples = read_test(path, task=task, root=folder)
+        scored = self.spec(task).scorer is not None
+        samples = read_test(path, task=task, root=folder, require_answer=scored)
         check_unique_ids(samples, str(path))
         if self.spec(task).scorer == "mllm_finance":
             # the published generator appends an instruction chosen by the answer's kind
