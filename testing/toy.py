@@ -46,7 +46,7 @@ class ToyBenchmark:
     def prepare(self, ctx: Any) -> None:
         from PIL import Image, ImageDraw
 
-        root = Path(ctx.cache_dir) / f"toy-{self.seed}-{self.image_size}"
+        root = Path(ctx.cache_dir) / f"toy-v2-{self.seed}-{self.image_size}"
         root.mkdir(parents=True, exist_ok=True)
         rng = random.Random(self.seed)
         size = self.image_size
@@ -56,8 +56,16 @@ class ToyBenchmark:
                 for i in range(n):
                     colour = rng.choice(list(TOY_COLOURS))
                     place = rng.choice(TOY_PLACES)
-                    side = rng.randint(size // 4, size // 3)
-                    x0 = rng.randint(0, size // 2 - side) + (size // 2 if place == "right" else 0)
+                    # colour squares are large (the colour is in most patches); place squares
+                    # fit in one half
+                    side = size // 2 - 1 if task == "place" else size - 4
+                    side = rng.randint(side - 2, side)
+                    if task == "place":
+                        x0 = rng.randint(0, size // 2 - side) + (
+                            size // 2 if place == "right" else 0
+                        )
+                    else:
+                        x0 = rng.randint(0, size - side)
                     y0 = rng.randint(0, size - side)
                     path = root / f"{task}-{split}-{i}.png"
                     if not path.exists():

@@ -27,6 +27,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -269,7 +270,8 @@ class DeepSpeedEngine:
         for start in range(0, len(mine), size):
             idx = mine[start : start + size]
             batch = self.adapter.collate_eval([samples[i] for i in idx])
-            with ctx.method.inference(ctx, batch):
+            routing = ctx.method.inference(ctx, batch) if ctx.method else nullcontext()
+            with routing:
                 texts = self.adapter.generate(model, batch, max_new, device, dtype)
             results += list(zip(idx, texts))
         gathered = all_gather_objects(results, world)

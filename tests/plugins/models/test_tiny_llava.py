@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from cvit_bench.harness.types import Sample, Turn
+from cvit_bench.plugins.models.llava_common import IGNORE_INDEX, IMAGE_TOKEN
+from cvit_bench.plugins.models.tiny_llava import model as tiny_model
+from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
+from cvit_bench.testing.toy import ToyBenchmark, make_context
+
+
+def build(tmp_path, bench=None, **config):
+    bench = bench or ToyBenchmark(n_train=16, n_eval=8)
+    model = TinyLlava(TinyLlavaConfig(**{"pretrain_steps": 0, **config}))
+    ctx = make_context(tmp_path, bench, model)
+    bench.prepare(ctx)
+    model.build(ctx)
+    return model, ctx
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.model.state_dict().items()}
+
+
+def test_same_seed_builds_the_same_model_and_tokenizer(tmp_path):
+    a, _ = build(tmp_path / "a")
+    b, _ = build(tmp_path / "b")
+    c, _ = build(tmp_path / "c", seed=1)
+    sa, sb, sc = state(a), state(b), state(c)
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert any(not torch.equal(sa[k], sc[k]) for k in sa)
+    assert a.tokenizer.backend_tokenizer.to_str() == b.tokenizer.backend_tokenizer.to_str()
+    assert a.model.config.vision_feature_layer == -1
+    assert a.image_seq_length == (32 // 8) ** 2
+    params = a.describe()["parameters"]
+    assert params["vision_tower"] > 0 and params["language_model"] > 0
+
+
+def test_tokenizer_covers_the_benchmark_text_without_unknowns(tmp_path):
+    model, ctx = build(tmp_path)
+    tok = model.tokenizer
+    for task in ctx.tasks:
+        for sample in ctx.benchmark.eval_samples(task.name):
+            ids = tok(f" {sample.answer}", add_special_tokens=False)["input_ids"]
+            assert tok.unk_token_id not in ids
+            assert tok.decode(ids) == f" {sample.answer}"
+            assert len(ids) == 1, "answer words seen in the corpus are single tokens"
+
+
+def test_pretraining_is_cached_by_configuration(tmp_path, monkeypatch):
+    first, _ = build(tmp_path, pretrain_steps=3, pretrain_samples=12, pretrain_batch=4)
+    assert first.cache_path is not None and (first.cache_path / "model.safetensors").exists()
+    assert first.pretrain_stats["steps"] == 3
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("pretraining ran again instead of loading the cache")
+
+    monkeypatch.setattr(tiny_model, "pretrain", refuse)
+    second, _ = build(tmp_path, pretrain_steps=3, pretrain_samples=12, pretrain_batch=4)
+    assert second.cache_path == first.cache_path
+    s1, s2 = state(first), state(second)
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    random_base, _ = build(tmp_path / "r")
+    assert any(not torch.equal(s1[k], state(random_base)[k]) for k in s1)
+
+
+def test_loss_covers_only_answer_tokens_and_eos(tmp_path):
+    model, ctx = build(tmp_path)
+    tok = model.tokenizer
+    sample = ctx.benchmark.train_samples("colour")[0]
+    batch = model.collate_train([sample, ctx.benchmark.train_samples("place")[0]], 512)
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0].tolist()
+    answer = [t for t, lab in zip(ids, labels) if lab != IGNORE_INDEX]
+    assert tok.decode(answer) == f" {sample.answer}</s>"
+    assert answer[-1] == tok.eos_token_id
+    # the supervised tokens are the last ones; the prompt is exactly the generation prompt
+    n_prompt = labels.index(next(lab for lab in labels if lab != IGNORE_INDEX))
+    assert ids[:n_prompt] == model.encode_prompt(sample)
+    assert ids.count(tok.convert_tokens_to_ids(IMAGE_TOKEN)) == model.image_seq_length
+    # right padding in training is never supervised
+    pad_rows = batch["attention_mask"] == 0
+    assert (batch["labels"][pad_rows] == IGNORE_INDEX).all()
+
+
+def test_every_answer_of_a_multi_turn_sample_is_supervised(tmp_path):
+    model, ctx = build(tmp_path)
+    image = ctx.benchmark.train_samples("colour")[0].image
+    sample = Sample(
+        id=1,
+        task="colour",
+        prompt="What colour is the square?",
+        answer="red",
+        image=image,
+        turns=(
+            Turn("What colour is the square?", "red"),
+            Turn("Is the square on the left?", "left"),
+        ),
+    )
+    ids, labels = model.encode_train(sample, 512)
+    supervised = [t if lab != IGNORE_INDEX else None for t, lab in zip(ids, labels)]
+    pieces, current = [], []
+    for t in supervised:
+        if t is None and current:
+            pieces.append(current)
+            current = []
+        elif t is not None:
+            current.append(t)
+    pieces.append(current)
+    assert [model.tokenizer.decode(p) for p in pieces] == [" red</s>", " left</s>"]
+    text = model.tokenizer.decode(ids)
+    assert "</s>USER: Is the square on the left? ASSISTANT: left</s>" in text
+
+
+def test_vicuna_template_and_pad_to_square(tmp_path):
+    from PIL import Image
+
+    model, ctx = build(tmp_path, system_prompt="A chat.")
+    sample = ctx.benchmark.eval_samples("colour")[0]
+    assert model.template.render(sample) == (
+        f"A chat. USER: {IMAGE_TOKEN}\n{sample.prompt} ASSISTANT:"
+    )
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (64, 32), (255, 0, 0)).save(wide)
+    pixels = model.pixel_values(str(wide))
+    assert tuple(pixels.shape) == (3, 32, 32)
+    # padded rows (top and bottom) hold the CLIP mean colour, normalised to about zero
+    assert pixels[:, 0, :].abs().max() < 0.05
+    assert pixels[0, 16, 16] > 1.0  # the red image in the middle
+
+
+def train_briefly(model, samples, steps=30, lr=1e-3):
+    model.model.train()
+    for p in model.model.parameters():
+        p.requires_grad_(True)
+    optimizer = torch.optim.AdamW(model.model.parameters(), lr=lr)
+    rng = random.Random(0)
+    for _ in range(steps):
+        batch = model.collate_train(rng.sample(samples, 16), 512)
+        loss = model.forward(model.model, batch, "cpu", torch.float32).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.model.eval()
+
+
+@pytest.mark.slow
+def test_batched_generation_equals_one_at_a_time_on_a_trained_model(tmp_path):
+    torch.manual_seed(0)
+    bench = ToyBenchmark(n_train=96, n_eval=16)
+    model, ctx = build(tmp_path, bench=bench)
+    train_briefly(model, list(bench.train_samples("colour")))
+    # interleave the two tasks so every batch mixes prompt lengths (left padding at work)
+    evals = [
+        s for pair in zip(bench.eval_samples("colour"), bench.eval_samples("place")) for s in pair
+    ]
+    assert len({len(model.encode_prompt(s)) for s in evals}) > 1
+    one = [
+        model.generate(model.model, model.collate_eval([s]), 4, "cpu", torch.float32)[0]
+        for s in evals
+    ]
+    batched = []
+    for start in range(0, len(evals), 8):
+        batch = model.collate_eval(evals[start : start + 8])
+        assert (batch["attention_mask"] == 0).any()
+        batched += model.generate(model.model, batch, 4, "cpu", torch.float32)
+    assert batched == one
+    correct = sum(p == s.answer for p, s in zip(one, evals) if s.task == "colour")
+    assert correct >= 12, f"the model did not learn colours ({correct}/16): {one}"
+    # the engine's sharded, length-sorted evaluation gives the same answers in input order
+    ctx.config.eval.batch_size = 5
+    preds = model.create_engine(ctx).predict(ctx, ctx.tasks[0], evals)
+    assert [p.id for p in preds] == [s.id for s in evals]
+    assert [p.text for p in preds] == one
