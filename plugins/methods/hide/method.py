@@ -119,11 +119,14 @@ class HiDe(MethodBase):
         self.current = 0
         self.features: TaskFeatures | None = None
         self.expert_rank = 0
+        self.task_names: list[str] = []
+        self.routed: dict[str, int] = {}
 
     # -- set-up --------------------------------------------------------------------------
     def setup(self, ctx: Any) -> None:
         c = self.config
         n_tasks = len(ctx.tasks)
+        self.task_names = [t.name for t in ctx.tasks]
         self.expert_rank = max(1, c.rank // max(1, n_tasks))
         targets = list(c.targets) or ctx.model.lora_targets()
         self.layers = expert_lora.attach_experts(
@@ -176,6 +179,7 @@ class HiDe(MethodBase):
             param.requires_grad_(False)
         self.add_anchors(list(samples))
         self.n_learned = self.current + 1
+        self.routed = {}
         self._set_eval_modes()
 
     def add_anchors(self, samples: list[Any]) -> None:
@@ -204,7 +208,11 @@ class HiDe(MethodBase):
     def inference(self, ctx: Any, batch: dict[str, Any]) -> Any:
         if self.n_learned == 0:
             return contextlib.nullcontext()
-        weights = self.routing_weights(list(batch["samples"]))
+        samples = list(batch["samples"])
+        weights = self.routing_weights(samples)
+        for sample, k in zip(samples, weights.argmax(1).tolist()):
+            key = f"{sample.task}->{self.task_names[k]}"
+            self.routed[key] = self.routed.get(key, 0) + 1
         device = next(iter(self.layers.values())).lora_A[0].device
         return expert_lora.modes(
             [
@@ -271,6 +279,7 @@ class HiDe(MethodBase):
             "extra_params": per_expert * self.n_learned,
             "anchor_features": "clip" if self.features and self.features.clip else "embedding-mean",
             "specific_layers": list(self.config.specific_layers),
+            "routing": dict(sorted(self.routed.items())),
         }
 
 

@@ -41,9 +41,7 @@ from cvit_bench.plugins.methods import expert_lora
 
 EXPERTS_FILE = "experts.safetensors"
 LETTERS = string.ascii_uppercase
-ROUTER_INTRO = (
-    "You are a router. Choose the expert best suited to the question below; do not answer it."
-)
+ROUTER_INTRO = "Which expert should answer this question? Do not answer it. Experts:"
 ROUTER_OUTRO = "Answer with the expert's letter from the given choices directly."
 
 
@@ -140,6 +138,7 @@ class MRLoRA(MethodBase):
 
     def after_task(self, ctx: Any, task: TaskInfo, samples: Any) -> None:
         self.n_learned = self.current + 1
+        self.routed = {}
         self.replay += self.choose_replay(ctx, list(samples))
         if self.n_learned >= 2:
             self.train_router(ctx, task)
@@ -154,16 +153,16 @@ class MRLoRA(MethodBase):
 
     # -- the router ----------------------------------------------------------------------
     def routing_prompt(self, sample: Sample, n_experts: int) -> str:
-        lines = [ROUTER_INTRO, "Experts:"]
+        """The router's question: the sample's question, then the lettered experts."""
+        experts = []
         for k in range(n_experts):
             task = self.tasks[k]
             text = f"{LETTERS[k]}. {task.name}"
             if self.config.describe_experts and task.description:
-                text += f": {task.description}"
-            lines.append(text)
+                text += f" ({task.description})"
+            experts.append(text)
         question = sample.prompt.replace("<image>", "").strip()
-        lines += [f"Question: {question}", ROUTER_OUTRO]
-        return "\n".join(lines)
+        return "\n".join([question, ROUTER_INTRO + " " + "; ".join(experts), ROUTER_OUTRO])
 
     def router_sample(self, sample: Sample, letter: str, n_experts: int) -> Sample:
         return Sample(
@@ -289,6 +288,7 @@ class MRLoRA(MethodBase):
             "router_phases": self.router_phases,
             "router_steps": self.router_steps,
             "router_train_s": round(self.router_train_s, 3),
+            "routing": dict(sorted(self.routed.items())),
         }
 
 
