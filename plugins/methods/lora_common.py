@@ -10,6 +10,8 @@ that changed and loads with plain ``peft.PeftModel.from_pretrained``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +100,20 @@ def merge_saved_adapter(base: Any, directory: str | Path) -> Any:
 
 def adapter_config_of(directory: str | Path) -> dict[str, Any]:
     return json.loads((Path(directory) / "adapter_config.json").read_text())
+
+
+@contextmanager
+def gathered(model: Any) -> Iterator[None]:
+    """Full parameters inside the block under ZeRO-3 (a collective: every rank enters it);
+    nothing happens when the parameters are not partitioned."""
+    params = [p for p in model.parameters() if hasattr(p, "ds_id")]
+    if not params:
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+        yield
 
 
 def trainable_count(model: Any) -> int:

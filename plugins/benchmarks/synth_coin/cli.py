@@ -5,14 +5,23 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from .generate import SynthSettings, generate
 
 DEFAULTS = SynthSettings()
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add the ``synth`` command to ``subparsers`` (those of ``cvit-bench data``)."""
+def register(cli: Any) -> argparse.ArgumentParser:
+    """Add ``data synth``.
+
+    ``cli`` is the main CLI's ``CommandGroups`` (the command goes in its ``data`` group), or a
+    plain argparse sub-parser set (the command is added to it as ``synth``).
+    """
+    if hasattr(cli, "group"):
+        subparsers = cli.group("data", help="commands on a benchmark's local data")
+    else:
+        subparsers = cli
     parser = subparsers.add_parser(
         "synth",
         help="write the synth-coin benchmark's data to a folder",

@@ -38,7 +38,7 @@ from cvit_bench.harness.errors import DataError, UsageError
 
 from .tasks import TASKS, Drawn, TaskSpec
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "3"
 """Changes whenever the same settings would produce different files."""
 
 MANIFEST = "synth-coin.json"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cvit_bench.harness import MethodBase, config_field
+from cvit_bench.harness import MethodBase, UsageError, config_field
 from cvit_bench.harness.types import MethodRequirements, TaskInfo
 from cvit_bench.plugins.methods import lora_common
 
@@ -62,6 +62,11 @@ class SeqLoRA(MethodBase):
         ctx.model.model = lora_common.add_lora(base, self.lora, seed)
 
     def setup(self, ctx: Any) -> None:
+        if self.config.merge_after_task and ctx.config.train.zero_stage == 3:
+            raise UsageError(
+                "seqlora: merge_after_task merges into whole weights, which ZeRO-3 partitions; "
+                "use train.zero_stage 0-2 with it"
+            )
         self.merged = []
         self._fresh_adapter(ctx, ctx.model.model)
 
@@ -74,9 +79,11 @@ class SeqLoRA(MethodBase):
 
     # -- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, ctx: Any, directory: Path) -> None:
-        if ctx.rank != 0:
-            return
-        directory = Path(directory)
+        with lora_common.gathered(ctx.model.model):  # every rank: gathering is collective
+            if ctx.rank == 0:
+                self._write(ctx, Path(directory))
+
+    def _write(self, ctx: Any, directory: Path) -> None:
         lora_common.save_adapter(ctx.model.model, directory / lora_common.ADAPTER_DIR)
         merged_root = directory / lora_common.MERGED_DIR
         if merged_root.exists():

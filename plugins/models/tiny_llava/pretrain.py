@@ -69,7 +69,7 @@ def fallback_samples(n: int, seed: int, image_size: int) -> list[tuple[Any, str,
 def pretraining_items(n: int, seed: int, image_size: int) -> list[tuple[Any, str, str]]:
     """(PIL image, prompt, caption) triples from synth-coin's generator, or the fallback."""
     try:
-        from cvit_bench.plugins.benchmarks.synth_coin import pretraining_samples
+        from cvit_bench.plugins.benchmarks.synth_coin.pretraining import pretraining_samples
     except ImportError:
         return fallback_samples(n, seed, image_size)
     out = []

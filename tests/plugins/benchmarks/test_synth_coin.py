@@ -21,7 +21,11 @@ from cvit_bench.plugins.benchmarks.synth_coin import cli, generate
 from cvit_bench.plugins.benchmarks.synth_coin.benchmark import SynthCoin
 from cvit_bench.plugins.benchmarks.synth_coin.drawing import COLOURS
 from cvit_bench.plugins.benchmarks.synth_coin.generate import SynthSettings, draw_items
-from cvit_bench.plugins.benchmarks.synth_coin.pretraining import KINDS, pretraining_samples
+from cvit_bench.plugins.benchmarks.synth_coin.pretraining import (
+    DEFAULT_KINDS,
+    KINDS,
+    pretraining_samples,
+)
 from cvit_bench.plugins.benchmarks.synth_coin.tasks import TASKS
 
 COIN_ORDER = ["ScienceQA", "TextVQA", "ImageNet", "GQA", "VizWiz", "Grounding", "VQAv2", "OCRVQA"]
@@ -254,7 +258,10 @@ def test_data_synth_command(tmp_path: Path, capsys):
 def test_pretraining_samples_contract(tmp_path: Path):
     samples = pretraining_samples(24, seed=2, image_size=32, directory=tmp_path / "a")
     assert len(samples) == 24
-    assert [s.meta["kind"] for s in samples[: len(KINDS)]] == list(KINDS)
+    kinds = [s.meta["kind"] for s in samples]
+    assert kinds[: len(DEFAULT_KINDS)] == list(DEFAULT_KINDS) and "choice" not in kinds
+    choices = pretraining_samples(8, seed=2, directory=tmp_path / "d", kinds=KINDS[-1:])
+    assert {s.answer for s in choices} <= set("ABCD") and len({s.answer for s in choices}) > 1
     assert len({s.id for s in samples}) == 24
     for sample in samples:
         assert sample.task == "pretrain" and sample.prompt and sample.answer
@@ -284,3 +291,21 @@ def test_pretraining_samples_default_to_a_reused_cache(tmp_path: Path, monkeypat
     assert second == first and [s.meta for s in second] == [s.meta for s in first]
     assert (folder / "samples.json").stat().st_mtime_ns == stamp
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]
+
+
+def test_data_synth_through_the_main_cli(tmp_path: Path):
+    from cvit_bench.harness.cli import main
+
+    out = tmp_path / "synth"
+    assert main(["data", "synth", "--out", str(out), "--train", "4", "--eval", "2"]) == 0
+    assert json.loads((out / "synth-coin.json").read_text())["train_per_task"] == 4
+    assert main(["data", "synth", "--out", str(out)]) == 2  # not empty: a usage error
+
+
+def test_pretraining_samples_are_exported_lazily():
+    import cvit_bench.plugins.benchmarks.synth_coin as package
+    from cvit_bench.plugins.benchmarks.synth_coin import pretraining_samples as exported
+
+    assert exported is pretraining_samples
+    with pytest.raises(AttributeError):
+        package.no_such_name  # noqa: B018

@@ -1,0 +1,1 @@
+"""Page shell, stylesheet and script of the leaderboard site (package data)."""

@@ -1,0 +1,157 @@
+"""Training throughput of the DeepSpeed engine against a plain PyTorch + peft loop.
+
+Same model (tiny-llava at its default size), same LoRA (seqlora's defaults), same batches in
+the same order, same optimizer (torch AdamW), schedule, clipping and precision (fp32 on a CPU).
+Rounds alternate plain / ZeRO-0 / ZeRO-2 on one built model (images decoded beforehand) so
+that a machine whose load changes affects all three alike; the median of the rounds is
+reported. Timing covers the training steps (batching included), not DeepSpeed's initialisation.
+
+    python scripts/bench_engine.py --steps 40 --batch 8 --rounds 3
+    python scripts/bench_engine.py --compile-time   # DeepSpeed's one-time op build, fresh cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def build(root: Path, batch: int, steps: int, zero: int):
+    from cvit_bench.harness.config import build_dataclass
+    from cvit_bench.harness.plugins import get_plugin_manager
+    from cvit_bench.plugins.methods.seqlora.method import SeqLoRA, SeqLoRAConfig
+    from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
+    from cvit_bench.testing.toy import make_context
+
+    bench_cls = get_plugin_manager().benchmark("synth-coin")
+    bench = bench_cls(build_dataclass(bench_cls.config_class, {}, "bench"))
+    model = TinyLlava(TinyLlavaConfig(pretrain_steps=0))
+    method = SeqLoRA(SeqLoRAConfig())
+    train = {"max_steps": steps, "batch_size": batch, "lr": 1e-3, "zero_stage": zero}
+    ctx = make_context(root, bench, model, method, {"train": train})
+    ctx.cache_dir = Path(os.environ.get("CVIT_BENCH_CACHE", Path.home() / ".cache/cvit-bench"))
+    bench.prepare(ctx)
+    model.build(ctx)
+    method.setup(ctx)
+    ctx.stage = 1
+    return ctx
+
+
+def plain_loop(ctx, samples) -> float:
+    """The reference: a hand-written loop doing what the engine does, minus DeepSpeed."""
+    import math
+
+    import torch
+    from transformers import get_scheduler
+
+    from cvit_bench.harness.engine.deepspeed_engine import data_order
+
+    cfg = ctx.config.train
+    model = ctx.model.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = cfg.max_steps
+    scheduler = get_scheduler(
+        "cosine",
+        optimizer,
+        num_warmup_steps=math.ceil(cfg.warmup_ratio * steps),
+        num_training_steps=steps,
+    )
+    order = data_order(len(samples), steps, cfg.batch_size, ctx.config.seed, ctx.stage)
+    model.train()
+    start = time.perf_counter()
+    for step in range(steps):
+        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        batch = ctx.model.collate_train([samples[i] for i in idx], cfg.max_length)
+        loss = ctx.model.forward(model, batch, "cpu", torch.float32).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+    wall = time.perf_counter() - start
+    model.eval()
+    return steps * cfg.batch_size / wall
+
+
+def compile_time() -> float:
+    """Seconds the first ``deepspeed.initialize`` takes with an empty extension cache."""
+    code = (
+        "import time, torch\n"
+        "from cvit_bench.harness.engine.distributed import ensure_distributed\n"
+        "t = time.perf_counter(); ensure_distributed()\n"
+        "import deepspeed\n"
+        "m = torch.nn.Linear(4, 4)\n"
+        "deepspeed.initialize(model=m, model_parameters=m.parameters(), config={\n"
+        " 'train_micro_batch_size_per_gpu': 1, 'optimizer': {'type': 'AdamW', 'params': {\n"
+        " 'lr': 1e-3, 'torch_adam': True}}})\n"
+        "print(time.perf_counter() - t)\n"
+    )
+    times = []
+    for fresh in (True, False):
+        with tempfile.TemporaryDirectory() as ext:
+            env = dict(os.environ)
+            if fresh:
+                env["TORCH_EXTENSIONS_DIR"] = ext
+            out = subprocess.run(
+                [sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True
+            ).stdout
+            times.append(float(out.strip().splitlines()[-1]))
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile-time", action="store_true")
+    args = parser.parse_args()
+    if args.compile_time:
+        fresh, cached = compile_time()
+        print(json.dumps({"first_init_fresh_cache_s": fresh, "first_init_cached_s": cached}))
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from cvit_bench.harness.engine import DeepSpeedEngine
+
+    results: dict[str, list[float]] = {"plain": [], "zero0": [], "zero2": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        # one model for every round: speed does not depend on the LoRA's values, and the
+        # images are decoded once, before any timing
+        ctx = build(Path(tmp), args.batch, args.steps, 0)
+        samples = ctx.benchmark.train_samples(ctx.tasks[0].name)
+        for sample in samples:
+            ctx.model.pixel_values(sample.image)
+        for _ in range(args.rounds):
+            for name in results:
+                ctx.config.train.zero_stage = 2 if name == "zero2" else 0
+                if name == "plain":
+                    results[name].append(plain_loop(ctx, samples))
+                else:
+                    stats = DeepSpeedEngine(ctx.model).train(ctx, ctx.tasks[0], samples)
+                    results[name].append(stats["samples_per_s"])
+    med = {k: statistics.median(v) for k, v in results.items()}
+    report = {
+        "batch": args.batch,
+        "steps": args.steps,
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "samples_per_s_median": med,
+        "samples_per_s_all": results,
+        "engine_overhead_pct": {k: 100 * (med["plain"] / med[k] - 1) for k in ("zero0", "zero2")},
+    }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
