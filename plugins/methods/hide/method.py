@@ -125,6 +125,11 @@ class HiDe(MethodBase):
     # -- set-up --------------------------------------------------------------------------
     def setup(self, ctx: Any) -> None:
         c = self.config
+        if ctx.config.train.zero_stage == 3:
+            raise UsageError(
+                "hide: its expert layers are saved and routed as whole tensors; ZeRO-3 "
+                "partitions them. Use train.zero_stage 0-2"
+            )
         n_tasks = len(ctx.tasks)
         self.task_names = [t.name for t in ctx.tasks]
         self.expert_rank = max(1, c.rank // max(1, n_tasks))

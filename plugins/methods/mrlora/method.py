@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from cvit_bench.harness import MethodBase, config_field
+from cvit_bench.harness.errors import UsageError
 from cvit_bench.harness.io import atomic_write_bytes
 from cvit_bench.harness.types import MethodRequirements, Sample, TaskInfo
 from cvit_bench.plugins.methods import expert_lora
@@ -102,10 +103,13 @@ class MRLoRA(MethodBase):
     # -- set-up --------------------------------------------------------------------------
     def setup(self, ctx: Any) -> None:
         c = self.config
+        if ctx.config.train.zero_stage == 3:
+            raise UsageError(
+                "mrlora: its expert layers are saved and routed as whole tensors; ZeRO-3 "
+                "partitions them. Use train.zero_stage 0-2"
+            )
         self.tasks = list(ctx.tasks)
         if len(self.tasks) > len(LETTERS):
-            from cvit_bench.harness.errors import UsageError
-
             raise UsageError(f"mrlora routes among at most {len(LETTERS)} tasks")
         targets = list(c.targets) or ctx.model.lora_targets()
         self.layers = expert_lora.attach_experts(
