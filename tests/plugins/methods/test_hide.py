@@ -222,3 +222,48 @@ def test_stop_and_resume_gives_the_same_matrix(tmp_path):
 
 def test_registered_by_entry_point():
     assert get_plugin_manager().registry("methods").get("hide").load() is HiDe
+
+
+def test_anchor_features_from_a_local_clip_directory(tmp_path):
+    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
+
+    from cvit_bench.harness.errors import DataError
+
+    ctx = setup_run(tmp_path)
+    tok = ctx.model.tokenizer
+    text = CLIPTextConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+    )
+    vision = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=32,
+        patch_size=8,
+    )
+    torch.manual_seed(0)
+    clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    clip.save_pretrained(tmp_path / "clip")
+    tok.save_pretrained(tmp_path / "clip")
+    config = HiDeConfig(rank=4, alpha=8, clip_path=str(tmp_path / "clip"))
+    fresh = setup_run(tmp_path / "b", config=config)
+    method = fresh.method
+    assert method.features.kind == "clip"
+    for i, task in enumerate(fresh.tasks):
+        method.current = i
+        method.after_task(fresh, task, fresh.benchmark.train_samples(task.name))
+    # CLIP's projected image and text embeddings are the anchors
+    assert method.anchors.image[0].shape == (16,) and method.anchors.text[0].shape == (16,)
+    samples = [s for t in fresh.tasks for s in fresh.benchmark.eval_samples(t.name)]
+    assert method.routing_weights(samples).shape == (len(samples), 2)
+    with pytest.raises(DataError, match="no CLIP model here"):
+        setup_run(tmp_path / "c", config=HiDeConfig(clip_path=str(tmp_path / "nowhere")))
