@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-METHODS = ("seqlora", "sefe", "hide", "mrlora", "joint")
+METHODS = ("seqlora", "sefe", "hide", "mrlora", "joint", "hide-all-layers")
+# rows that run a registered method with other options: label -> method
+VARIANTS = {"hide-all-layers": "hide"}
 METRICS = ("MFT", "MFN", "MAA", "BWT")
 
 TINY_METHOD_ARGS: dict[str, dict[str, Any]] = {
@@ -46,13 +48,15 @@ TINY_METHOD_ARGS: dict[str, dict[str, Any]] = {
         "router_max_steps": 60,
         "describe_experts": False,
     },
+    # diagnostic: every decoder layer task-specific (routed), no task-general fusion
+    "hide-all-layers": {"rank": 48, "alpha": 96, "specific_layers": [0, 1]},
 }
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS[:5]), choices=METHODS)
     p.add_argument("--out", default="runs/compare-seed-methods")
     p.add_argument("--train-per-task", type=int, default=None, help="synth-coin training items")
     p.add_argument("--eval-per-task", type=int, default=None, help="synth-coin test items")
@@ -78,7 +82,7 @@ def run_config(args: argparse.Namespace, method: str, seed: int) -> Any:
         # joint trains once on every task: give it the whole sequence's budget
         train["max_steps"] = args.max_steps * (8 if method == "joint" else 1)
     return RunConfig(
-        method=method,
+        method=VARIANTS.get(method, method),
         bench="synth-coin",
         model="tiny-llava",
         seed=seed,
@@ -124,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     summary: dict[str, dict[str, list[float]]] = {}
-    for method in args.methods:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seed by seed, so an interrupted comparison has whole seeds
+        for method in args.methods:
             run_dir = out / method / f"seed{seed}"
             start = time.perf_counter()
             results = Runner(run_config(args, method, seed), run_dir, progress=False).run()
