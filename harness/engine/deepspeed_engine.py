@@ -171,6 +171,13 @@ class DeepSpeedEngine:
         model = ctx.model.model
         groups = self.param_groups(ctx)
         trainable = sum(p.numel() for g in groups for p in g["params"])
+        # DeepSpeed clips by the norm over every module parameter holding a gradient: stale
+        # gradients of parameters that trained earlier (a previous task, a pretraining stage)
+        # and are frozen now would count, so they are dropped
+        in_groups = {id(p) for g in groups for p in g["params"]}
+        for param in model.parameters():
+            if id(param) not in in_groups:
+                param.grad = None
         if trainable == 0:
             raise UsageError(f"method {ctx.method.name!r} gave the engine no trainable parameters")
         global_batch = cfg.batch_size * cfg.grad_accum * world

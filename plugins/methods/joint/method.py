@@ -1,8 +1,9 @@
 """``joint``: the same LoRA as ``seqlora``, trained once on the union of every task.
 
-The runner gives a ``joint`` method a single training stage on all tasks' samples; with the
-same ``train.max_steps`` budget per stage multiplied by the number of tasks it sees as many
-samples as a sequential run (set ``train.max_steps`` accordingly to compare like with like).
+The runner gives a ``joint`` method a single training stage on all tasks' samples. Trained by
+epochs (the default), that stage takes as many optimizer steps as the sequential run's stages
+together, so the two are compared at the same training budget; with ``train.max_steps`` set,
+multiply it by the number of tasks to keep that equality.
 """
 
 from __future__ import annotations

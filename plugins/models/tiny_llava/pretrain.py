@@ -141,4 +141,5 @@ def pretrain(
         del adapter._pixel_cache[key]
     for param in model.parameters():
         param.requires_grad_(False)
+        param.grad = None
     return losses

@@ -23,6 +23,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--eval-batch", type=int, default=4)
     parser.add_argument("--projector-lr", type=float, default=None)
+    parser.add_argument("--gradient-checkpointing", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -40,6 +41,7 @@ def main(argv: list[str]) -> None:
         "lr": 1e-3,
         "zero_stage": args.zero,
         "projector_lr": args.projector_lr,
+        "gradient_checkpointing": args.gradient_checkpointing,
     }
     ctx = make_context(
         args.root, bench, model, method, {"train": train, "eval": {"batch_size": args.eval_batch}}

@@ -145,3 +145,22 @@ def test_two_processes_through_torchrun_match_one_process(tmp_path):
         assert value == pytest.approx(b["weights"][name], rel=1e-5, abs=1e-6), name
     assert a["predictions"] == b["predictions"]
     assert len(a["predictions"]) == 10
+
+
+@pytest.mark.slow
+def test_gradient_checkpointing_and_projector_training_through_the_engine(tmp_path):
+    """Recomputing activations changes memory, not results; the projector trains in its group."""
+    common = ["--root", str(tmp_path), "--batch", "2", "--steps", "4", "--projector-lr", "1e-3"]
+    plain, ckpt = tmp_path / "plain.json", tmp_path / "ckpt.json"
+    for out, extra in ((plain, []), (ckpt, ["--gradient-checkpointing"])):
+        subprocess.run(
+            [sys.executable, str(WORKER), *common, *extra, "--out", str(out)],
+            check=True,
+            env=_clean_env(),
+            timeout=600,
+            capture_output=True,
+        )
+    a, b = json.loads(plain.read_text()), json.loads(ckpt.read_text())
+    assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
+    assert a["predictions"] == b["predictions"]
+    assert any("multi_modal_projector" in name for name in a["weights"])

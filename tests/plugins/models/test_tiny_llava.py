@@ -55,6 +55,9 @@ def test_pretraining_is_cached_by_configuration(tmp_path, monkeypatch):
     first, _ = build(tmp_path, pretrain_steps=3, pretrain_samples=12, pretrain_batch=4)
     assert first.cache_path is not None and (first.cache_path / "model.safetensors").exists()
     assert first.pretrain_stats["steps"] == 3
+    # nothing of the pretraining lingers: frozen weights, no stale gradients (DeepSpeed's
+    # clipping would count those in the next training's gradient norm)
+    assert all(p.grad is None and not p.requires_grad for p in first.model.parameters())
 
     def refuse(*args, **kwargs):
         raise AssertionError("pretraining ran again instead of loading the cache")
