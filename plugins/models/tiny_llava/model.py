@@ -71,6 +71,13 @@ class TinyLlavaConfig:
     )
 
 
+def _pretraining_version() -> str:
+    """Changes whenever the pretraining captions do, so caches of older captions are not reused."""
+    from cvit_bench.plugins.benchmarks.synth_coin import PRETRAIN_VERSION
+
+    return str(PRETRAIN_VERSION)
+
+
 def benchmark_texts(benchmark: Any) -> list[str]:
     """Every prompt and answer of every task, train and eval."""
     texts: list[str] = []
@@ -180,6 +187,7 @@ class TinyLlava(LlavaFamilyAdapter):
         blob = json.dumps(
             {
                 "format": FORMAT_VERSION,
+                "pretraining_data": _pretraining_version(),
                 "config": self._identity(),
                 "tokenizer": self.tokenizer.backend_tokenizer.to_str(),
             },
@@ -196,7 +204,7 @@ class TinyLlava(LlavaFamilyAdapter):
         texts = benchmark_texts(ctx.benchmark)
         cache_root = Path(ctx.cache_dir) / "tiny-llava"
         corpus_key = hashlib.sha256(
-            json.dumps([self._identity(), sorted(set(texts))]).encode()
+            json.dumps([self._identity(), _pretraining_version(), sorted(set(texts))]).encode()
         ).hexdigest()[:16]
         tok_file = cache_root / "tokenizers" / f"{corpus_key}.json"
         if tok_file.exists():
