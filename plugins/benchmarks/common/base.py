@@ -156,12 +156,12 @@ class BenchmarkBase:
         raise UsageError(f"benchmark {self.name!r} has no task {task!r}; its tasks: {known}")
 
     def load_train(self, task: str) -> list[Sample]:
-        """Every training sample of ``task`` as the data files hold them."""
-        raise NotImplementedError
+        """Every training sample of ``task`` as the data files hold them (each benchmark's own)."""
+        raise NotImplementedError(f"{type(self).__name__} must define load_train()")
 
     def load_eval(self, task: str) -> list[Sample]:
-        """Every evaluation sample of ``task`` as the data files hold them."""
-        raise NotImplementedError
+        """Every evaluation sample of ``task`` as the data files hold them (each benchmark's own)."""
+        raise NotImplementedError(f"{type(self).__name__} must define load_eval()")
 
     def train_samples(self, task: str) -> Sequence[Sample]:
         return self._samples(task, "train", getattr(self.config, "max_train", None))
@@ -182,7 +182,8 @@ class BenchmarkBase:
     def score(
         self, task: str, predictions: Sequence[Prediction], references: Sequence[Sample]
     ) -> TaskScore:
-        raise NotImplementedError
+        """Each benchmark scores with its own task-to-scorer table."""
+        raise NotImplementedError(f"{type(self).__name__} must define score()")
 
     @property
     def scoring_mode(self) -> str:
