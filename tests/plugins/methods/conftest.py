@@ -129,3 +129,46 @@ def same(a: Any, b: Any) -> bool:
 
 def config_defaults(cls: type) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def toy_run(
+    method_cls: type,
+    tmp_path: Path,
+    name: str,
+    method_args: dict[str, Any],
+    stop_after: int | None = None,
+) -> Any:
+    """A whole run of ``method_cls`` on the toy benchmark with a random tiny-llava, through the
+    real runner; with ``stop_after`` it dies (KeyboardInterrupt) at the start of the next stage."""
+    from cvit_bench.harness.config import RunConfig
+    from cvit_bench.harness.runner import Runner
+    from cvit_bench.plugins.models.tiny_llava.model import TinyLlava
+    from cvit_bench.testing import plugin_manager
+    from cvit_bench.testing.toy import ToyBenchmark
+
+    cls = method_cls
+    if stop_after is not None:
+
+        class Interrupted(method_cls):  # type: ignore[misc, valid-type]
+            def before_task(self, ctx, task):
+                if ctx.stage > stop_after:
+                    raise KeyboardInterrupt
+                super().before_task(ctx, task)
+
+        cls = Interrupted
+    manager = plugin_manager(
+        methods={method_cls.name: cls},
+        benchmarks={"toy": ToyBenchmark},
+        models={"tiny-llava": TinyLlava},
+    )
+    config = RunConfig(
+        method=method_cls.name,
+        bench="toy",
+        model="tiny-llava",
+        method_args=method_args,
+        model_args={"pretrain_steps": 0},
+        train={"max_steps": 4, "batch_size": 8, "lr": 2e-2},
+        eval={"batch_size": 8},
+        cache_dir=str(tmp_path / "cache"),
+    )
+    return Runner(config, tmp_path / name, manager=manager, progress=False).run()

@@ -4,17 +4,15 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import toy_run
 
-from cvit_bench.harness.config import RunConfig
 from cvit_bench.harness.plugins import get_plugin_manager
 from cvit_bench.harness.results import RunResults
-from cvit_bench.harness.runner import Runner
 from cvit_bench.plugins.methods import expert_lora
 from cvit_bench.plugins.methods.hide import cka
 from cvit_bench.plugins.methods.hide.features import expert_weights, similarities
 from cvit_bench.plugins.methods.hide.method import HiDe, HiDeConfig
 from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
-from cvit_bench.testing import plugin_manager
 from cvit_bench.testing.toy import ToyBenchmark, make_context
 
 
@@ -183,30 +181,7 @@ def test_cka_finds_where_experts_disagree(tmp_path):
 
 
 def _toy_run(tmp_path, name, stop_after=None):
-    cls = HiDe
-    if stop_after is not None:
-
-        class Interrupted(HiDe):
-            def before_task(self, ctx, task):
-                if ctx.stage > stop_after:
-                    raise KeyboardInterrupt
-                super().before_task(ctx, task)
-
-        cls = Interrupted
-    manager = plugin_manager(
-        methods={"hide": cls}, benchmarks={"toy": ToyBenchmark}, models={"tiny-llava": TinyLlava}
-    )
-    config = RunConfig(
-        method="hide",
-        bench="toy",
-        model="tiny-llava",
-        method_args={"rank": 8, "alpha": 16},
-        model_args={"pretrain_steps": 0},
-        train={"max_steps": 4, "batch_size": 8, "lr": 2e-2},
-        eval={"batch_size": 8},
-        cache_dir=str(tmp_path / "cache"),
-    )
-    return Runner(config, tmp_path / name, manager=manager, progress=False).run()
+    return toy_run(HiDe, tmp_path, name, {"rank": 8, "alpha": 16}, stop_after)
 
 
 @pytest.mark.slow

@@ -5,15 +5,13 @@ import json
 
 import pytest
 import torch
+from conftest import toy_run
 
-from cvit_bench.harness.config import RunConfig
 from cvit_bench.harness.plugins import get_plugin_manager
 from cvit_bench.harness.results import read_table
-from cvit_bench.harness.runner import Runner
 from cvit_bench.plugins.benchmarks.synth_coin.benchmark import SynthCoin, SynthCoinConfig
 from cvit_bench.plugins.methods.mrlora.method import MRLoRA, MRLoRAConfig
 from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
-from cvit_bench.testing import plugin_manager
 from cvit_bench.testing.toy import ToyBenchmark, make_context
 
 ROUTER = {"router_rank": 8, "router_alpha": 16, "router_lr": 1e-2, "router_max_steps": 30}
@@ -138,30 +136,9 @@ def test_router_picks_the_right_expert_on_held_out_synth_coin(tmp_path):
 
 
 def _toy_run(tmp_path, name, stop_after=None):
-    cls = MRLoRA
-    if stop_after is not None:
-
-        class Interrupted(MRLoRA):
-            def before_task(self, ctx, task):
-                if ctx.stage > stop_after:
-                    raise KeyboardInterrupt
-                super().before_task(ctx, task)
-
-        cls = Interrupted
-    manager = plugin_manager(
-        methods={"mrlora": cls}, benchmarks={"toy": ToyBenchmark}, models={"tiny-llava": TinyLlava}
+    return toy_run(
+        MRLoRA, tmp_path, name, {"rank": 4, "alpha": 8, "replay_per_task": 8, **ROUTER}, stop_after
     )
-    config = RunConfig(
-        method="mrlora",
-        bench="toy",
-        model="tiny-llava",
-        method_args={"rank": 4, "alpha": 8, "replay_per_task": 8, **ROUTER},
-        model_args={"pretrain_steps": 0},
-        train={"max_steps": 4, "batch_size": 8, "lr": 2e-2},
-        eval={"batch_size": 8},
-        cache_dir=str(tmp_path / "cache"),
-    )
-    return Runner(config, tmp_path / name, manager=manager, progress=False).run()
 
 
 @pytest.mark.slow

@@ -5,11 +5,10 @@ import math
 
 import pytest
 import torch
+from conftest import toy_run
 
-from cvit_bench.harness.config import RunConfig
 from cvit_bench.harness.plugins import get_plugin_manager
 from cvit_bench.harness.results import read_table
-from cvit_bench.harness.runner import Runner
 from cvit_bench.plugins.methods.sefe.method import (
     SEFE,
     SEFEConfig,
@@ -17,7 +16,6 @@ from cvit_bench.plugins.methods.sefe.method import (
     lora_layers,
 )
 from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
-from cvit_bench.testing import plugin_manager
 from cvit_bench.testing.toy import ToyBenchmark, make_context
 
 
@@ -123,30 +121,7 @@ def test_merge_keeps_the_outputs_and_records_regLoRA_only_without_asd(tmp_path):
 
 
 def _toy_run(tmp_path, name, stop_after=None):
-    cls = SEFE
-    if stop_after is not None:
-
-        class Interrupted(SEFE):
-            def before_task(self, ctx, task):
-                if ctx.stage > stop_after:
-                    raise KeyboardInterrupt
-                super().before_task(ctx, task)
-
-        cls = Interrupted
-    manager = plugin_manager(
-        methods={"sefe": cls}, benchmarks={"toy": ToyBenchmark}, models={"tiny-llava": TinyLlava}
-    )
-    config = RunConfig(
-        method="sefe",
-        bench="toy",
-        model="tiny-llava",
-        method_args={"rank": 4, "alpha": 8},
-        model_args={"pretrain_steps": 0},
-        train={"max_steps": 4, "batch_size": 8, "lr": 2e-2},
-        eval={"batch_size": 8},
-        cache_dir=str(tmp_path / "cache"),
-    )
-    return Runner(config, tmp_path / name, manager=manager, progress=False).run()
+    return toy_run(SEFE, tmp_path, name, {"rank": 4, "alpha": 8}, stop_after)
 
 
 @pytest.mark.slow
