@@ -1,0 +1,249 @@
+"""``cvit-bench chat``: talk to any stage of a run.
+
+Interactive on a terminal (answers stream token by token, the conversation is kept, commands
+start with ``/``); one question with ``--prompt``; with standard input not a terminal, each line
+is the next user message of one conversation and only the answers are printed, one per line.
+
+The model is loaded with :func:`cvit_bench.harness.stage_loader.load_stage`: answers go
+through the method's inference routing and the model's own chat template, as in evaluation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from .errors import CvitError, UsageError
+from .types import Turn
+
+HELP = """\
+commands:
+  /image PATH   start a new conversation about the image at PATH (/image none: no image)
+  /reset        forget the conversation (the image stays)
+  /stage N      load stage N of the run (0 = the untrained model) and start over
+  /prompt       show the prompt the last answer was generated from
+  /help         this text
+  /quit         leave (or Ctrl-D)
+Ctrl-C stops an answer while it is being written; at the prompt it leaves."""
+
+
+def register(cli: Any) -> argparse.ArgumentParser:
+    """Add ``chat`` (``cli``: the main CLI's ``CommandGroups`` or an argparse sub-parser set)."""
+    parser = cli.add_parser(
+        "chat",
+        help="talk to the model of any stage of a run",
+        description="Ask questions about images to a run's model after a stage, with the "
+        "method's inference routing and the model's chat template, as in evaluation. "
+        "Interactive on a terminal (type /help); --prompt asks one question and prints the "
+        "answer; with standard input not a terminal each line is the next message and each "
+        "answer is printed on one line.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (cvit-bench run --out)")
+    parser.add_argument(
+        "--stage",
+        type=int,
+        default=None,
+        help="0 for the untrained model, t for the model after stage t (default: the last "
+        "finished stage)",
+    )
+    parser.add_argument("--image", metavar="PATH", help="the image the conversation is about")
+    parser.add_argument(
+        "--prompt", metavar="TEXT", help="ask this one question, print the answer and exit"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="answer length limit in tokens (default: the run's eval.max_new_tokens, else 256)",
+    )
+    parser.add_argument(
+        "--cache-dir", metavar="DIR", help="the run's cache directory, when it has moved"
+    )
+    parser.add_argument(
+        "--data-root", metavar="DIR", help="the benchmark's data, when it has moved"
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+class ChatSession:
+    """A conversation with one loaded stage: the image, the exchanges so far, the commands."""
+
+    def __init__(
+        self,
+        load: Callable[[int | None], Any],
+        stage: int | None,
+        image: str | None,
+        max_new_tokens: int | None,
+        out: TextIO,
+    ) -> None:
+        self.load = load
+        self.loaded = load(stage)
+        self.image: str | None = None
+        self.history: list[Turn] = []
+        self.last_prompt: str | None = None
+        self.max_new_tokens = max_new_tokens
+        self.out = out
+        if image:
+            self.set_image(image)
+
+    def set_image(self, path: str | None) -> None:
+        """Check that ``path`` is an image the model reads, then start over with it."""
+        if path is not None:
+            path = os.path.abspath(os.path.expanduser(path))
+            if not os.path.isfile(path):
+                raise UsageError(f"no image file {path}")
+            pixel_values = getattr(self.loaded.model, "pixel_values", None)
+            if pixel_values is not None:
+                pixel_values(path)  # raises DataError naming the file when it does not decode
+        self.image = path
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = []
+        self.last_prompt = None
+
+    def ask(self, question: str, on_text: Callable[[str], None] | None = None) -> str:
+        """Answer ``question``; the exchange joins the history once the answer is complete."""
+        prompt = self.loaded.prompt(question, self.image, self.history)
+        answer = self.loaded.answer(
+            question,
+            image=self.image,
+            history=self.history if self.loaded.supports_history else (),
+            max_new_tokens=self.max_new_tokens,
+            on_text=on_text,
+        )
+        self.last_prompt = prompt
+        if self.loaded.supports_history:
+            self.history.append(Turn(question, answer))
+        return answer
+
+    def command(self, line: str) -> bool:
+        """Run a ``/command``; False when the session should end."""
+        try:
+            words = shlex.split(line[1:])
+        except ValueError as exc:
+            raise UsageError(f"cannot parse {line!r}: {exc}") from None
+        name, args = (words[0].lower(), words[1:]) if words else ("help", [])
+        if name in ("quit", "exit", "q"):
+            return False
+        if name in ("help", "h", "?"):
+            self.say(HELP)
+        elif name == "image":
+            if not args:
+                self.say(f"image: {self.image or 'none'}")
+            else:
+                path = " ".join(args)
+                self.set_image(None if path.lower() == "none" else path)
+                self.say(f"image: {self.image or 'none'} (new conversation)")
+        elif name == "reset":
+            self.reset()
+            self.say("new conversation")
+        elif name == "stage":
+            if len(args) != 1 or not args[0].isdigit():
+                raise UsageError("/stage takes a stage number, e.g. /stage 2")
+            image = self.image
+            self.say(f"loading stage {args[0]} ...")
+            self.loaded = self.load(int(args[0]))
+            self.set_image(image)
+            self.say(self.loaded.describe())
+        elif name == "prompt":
+            self.say(self.last_prompt if self.last_prompt is not None else "(nothing asked yet)")
+        else:
+            raise UsageError(f"unknown command /{name}; /help lists the commands")
+        return True
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from .stage_loader import load_stage
+
+    def load(stage: int | None) -> Any:
+        return load_stage(args.run_dir, stage, cache_dir=args.cache_dir, data_root=args.data_root)
+
+    out = sys.stdout
+    interactive = args.prompt is None and sys.stdin.isatty()
+    if interactive:
+        print(f"loading {args.run_dir} ...", file=sys.stderr, flush=True)
+    try:
+        session = ChatSession(load, args.stage, args.image, args.max_new_tokens, out)
+    except KeyboardInterrupt:
+        print("cvit-bench chat: interrupted while loading", file=sys.stderr)
+        return 130
+    if args.prompt is not None:
+        session.say(session.ask(args.prompt))
+        return 0
+    if not interactive:
+        return _read_lines(session, sys.stdin)
+    return _interactive(session)
+
+
+def _read_lines(session: ChatSession, stream: TextIO) -> int:
+    """Each non-empty line is the next message (or a /command); answers one per line."""
+    status = 0
+    for raw in stream:
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if not session.command(line):
+                    break
+                continue
+            session.say(" ".join(session.ask(line).splitlines()))
+        except CvitError as exc:
+            print(f"cvit-bench chat: error: {exc}", file=sys.stderr)
+            status = exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+    return status
+
+
+def _interactive(session: ChatSession) -> int:
+    try:
+        import readline  # noqa: F401  (line editing and history for input())
+    except ImportError:  # pragma: no cover - not on every platform
+        pass
+    out = session.out
+    session.say(session.loaded.describe())
+    session.say(f"image: {session.image or 'none'}; /help lists the commands, Ctrl-D leaves")
+    while True:
+        try:
+            line = input("USER> ").strip()
+        except EOFError:
+            out.write("\n")
+            return 0
+        except KeyboardInterrupt:
+            out.write("\n")
+            return 0
+        if not line:
+            continue
+        try:
+            if line.startswith("/"):
+                if not session.command(line):
+                    return 0
+                continue
+            out.write("ASSISTANT> ")
+            out.flush()
+
+            def show(piece: str) -> None:
+                out.write(piece)
+                out.flush()
+
+            session.ask(line, on_text=show)
+            out.write("\n")
+            out.flush()
+        except KeyboardInterrupt:
+            out.write("\n[stopped; the unfinished answer is not kept]\n")
+            out.flush()
+        except CvitError as exc:
+            out.write(f"error: {exc}\n")
+            out.flush()
