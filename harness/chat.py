@@ -14,7 +14,7 @@ import argparse
 import os
 import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
 from .errors import CvitError, UsageError
@@ -28,7 +28,8 @@ commands:
   /prompt       show the prompt the last answer was generated from
   /help         this text
   /quit         leave (or Ctrl-D)
-Ctrl-C stops an answer while it is being written; at the prompt it leaves."""
+End a line with \\ to continue the message on the next line. Ctrl-C stops an answer while
+it is being written; at the prompt it leaves."""
 
 
 def register(cli: Any) -> argparse.ArgumentParser:
@@ -81,8 +82,10 @@ class ChatSession:
         image: str | None,
         max_new_tokens: int | None,
         out: TextIO,
+        notes: TextIO | None = None,
     ) -> None:
         self.load = load
+        self.notes = notes or out
         self.loaded = load(stage)
         self.image: str | None = None
         self.history: list[Turn] = []
@@ -140,18 +143,18 @@ class ChatSession:
             else:
                 path = " ".join(args)
                 self.set_image(None if path.lower() == "none" else path)
-                self.say(f"image: {self.image or 'none'} (new conversation)")
+                self.note(f"image: {self.image or 'none'} (new conversation)")
         elif name == "reset":
             self.reset()
-            self.say("new conversation")
+            self.note("new conversation")
         elif name == "stage":
             if len(args) != 1 or not args[0].isdigit():
                 raise UsageError("/stage takes a stage number, e.g. /stage 2")
             image = self.image
-            self.say(f"loading stage {args[0]} ...")
+            self.note(f"loading stage {args[0]} ...")
             self.loaded = self.load(int(args[0]))
             self.set_image(image)
-            self.say(self.loaded.describe())
+            self.note(self.loaded.describe())
         elif name == "prompt":
             self.say(self.last_prompt if self.last_prompt is not None else "(nothing asked yet)")
         else:
@@ -159,12 +162,36 @@ class ChatSession:
         return True
 
     def say(self, text: str) -> None:
+        """What the user asked for (answers, /prompt, /help)."""
         self.out.write(text + "\n")
         self.out.flush()
 
+    def note(self, text: str) -> None:
+        """Status (new conversation, stage loaded): kept out of piped answers."""
+        self.notes.write(text + "\n")
+        self.notes.flush()
+
+
+def messages(read_line: Callable[[str], str]) -> Iterator[str]:
+    """Messages from lines; a line ending in a backslash continues on the next one.
+    Ends at end of input (``read_line`` raises ``EOFError``: Ctrl-D on a terminal)."""
+    while True:
+        try:
+            line = read_line("USER> ")
+            while line.endswith("\\"):
+                line = line[:-1] + "\n" + read_line("...> ")
+        except EOFError:
+            return
+        yield line.strip()
+
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
+
     from .stage_loader import load_stage
+
+    # deprecation notices of the model libraries would land in the middle of the conversation
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     def load(stage: int | None) -> Any:
         return load_stage(args.run_dir, stage, cache_dir=args.cache_dir, data_root=args.data_root)
@@ -173,8 +200,9 @@ def run(args: argparse.Namespace) -> int:
     interactive = args.prompt is None and sys.stdin.isatty()
     if interactive:
         print(f"loading {args.run_dir} ...", file=sys.stderr, flush=True)
+    notes = sys.stdout if interactive else sys.stderr
     try:
-        session = ChatSession(load, args.stage, args.image, args.max_new_tokens, out)
+        session = ChatSession(load, args.stage, args.image, args.max_new_tokens, out, notes)
     except KeyboardInterrupt:
         print("cvit-bench chat: interrupted while loading", file=sys.stderr)
         return 130
@@ -188,9 +216,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_lines(session: ChatSession, stream: TextIO) -> int:
     """Each non-empty line is the next message (or a /command); answers one per line."""
+
+    def read_line(prompt: str) -> str:
+        line = stream.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
     status = 0
-    for raw in stream:
-        line = raw.strip()
+    for line in messages(read_line):
         if not line:
             continue
         try:
@@ -215,13 +249,11 @@ def _interactive(session: ChatSession) -> int:
     out = session.out
     session.say(session.loaded.describe())
     session.say(f"image: {session.image or 'none'}; /help lists the commands, Ctrl-D leaves")
+    lines = messages(input)
     while True:
         try:
-            line = input("USER> ").strip()
-        except EOFError:
-            out.write("\n")
-            return 0
-        except KeyboardInterrupt:
+            line = next(lines)
+        except (StopIteration, KeyboardInterrupt):
             out.write("\n")
             return 0
         if not line:
@@ -238,7 +270,8 @@ def _interactive(session: ChatSession) -> int:
                 out.write(piece)
                 out.flush()
 
-            session.ask(line, on_text=show)
+            if not session.ask(line, on_text=show):
+                out.write("(empty answer: the model ended at once)")
             out.write("\n")
             out.flush()
         except KeyboardInterrupt:
