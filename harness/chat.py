@@ -232,7 +232,7 @@ def _read_lines(session: ChatSession, stream: TextIO) -> int:
                 if not session.command(line):
                     break
                 continue
-            session.say(" ".join(session.ask(line).splitlines()))
+            session.say(session.ask(line).replace("\r", " ").replace("\n", " "))
         except CvitError as exc:
             print(f"cvit-bench chat: error: {exc}", file=sys.stderr)
             status = exc.exit_code
