@@ -26,6 +26,7 @@ commands:
   /reset        forget the conversation (the image stays)
   /stage N      load stage N of the run (0 = the untrained model) and start over
   /prompt       show the prompt the last answer was generated from
+  /tokens N     limit answers to N new tokens
   /help         this text
   /quit         leave (or Ctrl-D)
 End a line with \\ to continue the message on the next line. Ctrl-C stops an answer while
@@ -155,6 +156,11 @@ class ChatSession:
             self.loaded = self.load(int(args[0]))
             self.set_image(image)
             self.note(self.loaded.describe())
+        elif name == "tokens":
+            if len(args) != 1 or not args[0].isdigit() or int(args[0]) < 1:
+                raise UsageError("/tokens takes a positive number of tokens, e.g. /tokens 64")
+            self.max_new_tokens = int(args[0])
+            self.note(f"answers stop after {self.max_new_tokens} new tokens")
         elif name == "prompt":
             self.say(self.last_prompt if self.last_prompt is not None else "(nothing asked yet)")
         else:
@@ -206,12 +212,16 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("cvit-bench chat: interrupted while loading", file=sys.stderr)
         return 130
-    if args.prompt is not None:
-        session.say(session.ask(args.prompt))
-        return 0
-    if not interactive:
+    if interactive:
+        return _interactive(session)
+    try:
+        if args.prompt is not None:
+            session.say(session.ask(args.prompt))
+            return 0
         return _read_lines(session, sys.stdin)
-    return _interactive(session)
+    except KeyboardInterrupt:
+        print("cvit-bench chat: interrupted", file=sys.stderr)
+        return 130
 
 
 def _read_lines(session: ChatSession, stream: TextIO) -> int:
@@ -236,8 +246,6 @@ def _read_lines(session: ChatSession, stream: TextIO) -> int:
         except CvitError as exc:
             print(f"cvit-bench chat: error: {exc}", file=sys.stderr)
             status = exc.exit_code
-        except KeyboardInterrupt:
-            return 130
     return status
 
 
@@ -246,37 +254,43 @@ def _interactive(session: ChatSession) -> int:
         import readline  # noqa: F401  (line editing and history for input())
     except ImportError:  # pragma: no cover - not on every platform
         pass
-    out = session.out
     session.say(session.loaded.describe())
     session.say(f"image: {session.image or 'none'}; /help lists the commands, Ctrl-D leaves")
-    lines = messages(input)
-    while True:
-        try:
-            line = next(lines)
-        except (StopIteration, KeyboardInterrupt):
-            out.write("\n")
-            return 0
-        if not line:
-            continue
-        try:
-            if line.startswith("/"):
-                if not session.command(line):
-                    return 0
-                continue
-            out.write("ASSISTANT> ")
+    try:
+        for line in messages(input):
+            if line and not _turn(session, line):
+                break
+        else:
+            session.out.write("\n")  # after Ctrl-D
+    except KeyboardInterrupt:  # at the prompt, or a second one while an answer was stopping
+        session.out.write("\n")
+    session.out.flush()
+    return 0
+
+
+def _turn(session: ChatSession, line: str) -> bool:
+    """One message or command; False when the session should end."""
+    out = session.out
+    answering = False
+    try:
+        if line.startswith("/"):
+            return session.command(line)
+        out.write("ASSISTANT> ")
+        out.flush()
+        answering = True
+
+        def show(piece: str) -> None:
+            out.write(piece)
             out.flush()
 
-            def show(piece: str) -> None:
-                out.write(piece)
-                out.flush()
-
-            if not session.ask(line, on_text=show):
-                out.write("(empty answer: the model ended at once)")
-            out.write("\n")
-            out.flush()
-        except KeyboardInterrupt:
-            out.write("\n[stopped; the unfinished answer is not kept]\n")
-            out.flush()
-        except CvitError as exc:
-            out.write(f"error: {exc}\n")
-            out.flush()
+        if not session.ask(line, on_text=show):
+            out.write("(empty answer: the model ended at once)")
+        out.write("\n")
+    except KeyboardInterrupt:
+        out.write(
+            "\n[stopped; the unfinished answer is not kept]\n" if answering else "\n[stopped]\n"
+        )
+    except CvitError as exc:
+        out.write(f"error: {exc}\n")
+    out.flush()
+    return True

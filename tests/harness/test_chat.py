@@ -136,6 +136,12 @@ def test_interactive_chat_through_a_terminal(tiny_run_dir, stage2, questions):
         assert "stage 12 is not finished" in term.command("/stage 12")
         assert "new conversation" in term.command("/reset")
         assert term.answer(b.prompt) == b0  # still stage 0
+        # Ctrl-C while an answer is being written stops it; the chat goes on
+        assert "after 500 new tokens" in term.command("/tokens 500")
+        term.send(typed("hello there"))  # the untrained model rambles on
+        term.expect(r"ASSISTANT> ")
+        term.send(b"\x03")
+        term.expect(r"\[stopped; the unfinished answer is not kept\]\nUSER> ")
         term.send(b"\x04")  # Ctrl-D
         assert term.wait() == 0
     finally:
