@@ -204,10 +204,10 @@ class LoadedStage:
         c = self.config
         if self.stage == 0:
             what = "untrained (stage 0)"
+        elif self.info.get("schedule") == "joint":
+            what = f"stage {self.stage}, after joint training on all {len(self.tasks)} tasks"
         else:
-            trained = self.tasks[self.stage - 1].name if self.stage <= len(self.tasks) else ""
-            if self.info.get("schedule") == "joint":
-                trained = "all tasks jointly"
+            trained = self.tasks[self.stage - 1].name
             what = f"stage {self.stage} of {len(self.tasks)}, after {trained}"
         return f"{c.method} on {c.bench} with {c.model}: {what}"
 
