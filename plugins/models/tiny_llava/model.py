@@ -96,11 +96,8 @@ def _exchange(question: str, answer: str) -> str:
 class TinyLlava(LlavaFamilyAdapter):
     name = "tiny-llava"
     config_class = TinyLlavaConfig
-    # A 0.5M-parameter model learns a task in ~125 steps only at 10x LLaVA-1.5's learning rate;
-    # the projector trains beside the adapter, as in LLaVA-1.5's LoRA recipe (at the same rate:
-    # its own 2e-5 would leave it frozen in so few steps). With the projector frozen only three
-    # synth-coin tasks get learned in the default budget.
-    run_defaults: ClassVar[dict[str, Any]] = {"train": {"lr": 2e-3, "projector_lr": 2e-3}}
+    # A 0.5M-parameter model learns a task in ~125 steps only at 10x LLaVA-1.5's learning rate.
+    run_defaults: ClassVar[dict[str, Any]] = {"train": {"lr": 2e-3}}
 
     def __init__(self, config: TinyLlavaConfig | None = None) -> None:
         super().__init__(config or TinyLlavaConfig())
