@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from cvit_bench.harness.types import Sample, Turn
+from cvit_bench.plugins.models import tiny_common
 from cvit_bench.plugins.models.llava_common import IGNORE_INDEX, IMAGE_TOKEN
-from cvit_bench.plugins.models.tiny_llava import model as tiny_model
 from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
 from cvit_bench.testing.toy import ToyBenchmark, make_context
 
@@ -62,7 +62,7 @@ def test_pretraining_is_cached_by_configuration(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("pretraining ran again instead of loading the cache")
 
-    monkeypatch.setattr(tiny_model, "pretrain", refuse)
+    monkeypatch.setattr(tiny_common, "pretrain", refuse)
     second, _ = build(tmp_path, pretrain_steps=3, pretrain_samples=12, pretrain_batch=4)
     assert second.cache_path == first.cache_path
     s1, s2 = state(first), state(second)

@@ -1,0 +1,267 @@
+"""What every chat-template model adapter shares: answer-only loss, batching, greedy generation.
+
+A model family subclasses :class:`ChatAdapterBase` and says how its template lays out a
+conversation (``template.segments``), how the image placeholder of a prompt becomes tokens
+(``image_text``), how images become model inputs (``process_image``, ``image_inputs``) and
+which token ends an answer (``end_of_answer_id``). The rules below are the same for every
+family, so that scores of two families mean the same thing:
+
+* training loss covers each answer's tokens and the end-of-answer token after it, nothing
+  else; the prompt's tokens are checked to be an exact prefix of prompt + answer, and where a
+  tokenizer merges across the boundary the answer is tokenised on its own instead (the prompt
+  stays exactly what inference sees); the end-of-answer id is appended as an id, never as text;
+* generation is greedy over left-padded batches; each answer is cut at its first stop token and
+  decoded with special tokens kept, so a stray special token costs exact match as it should.
+
+The DeepSpeed engine uses ``collate_train``, ``collate_eval``, ``forward``, ``generate``,
+``encode_prompt``, ``template.render`` and ``is_projector_param``; methods may also use
+``model_inputs`` (to call the model themselves) and ``pooled_image_features``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from cvit_bench.harness.types import Sample
+
+IMAGE_TOKEN = "<image>"
+"""The placeholder a template puts where the image goes; ``image_text`` replaces it."""
+IGNORE_INDEX = -100
+LLAMA_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+ATTENTION_CHOICES = ("sdpa", "eager", "flash_attention_2")
+
+
+def pad_sequences(rows: Sequence[Sequence[int]], value: int, left: bool) -> list[list[int]]:
+    width = max(len(r) for r in rows)
+    if left:
+        return [[value] * (width - len(r)) + list(r) for r in rows]
+    return [list(r) + [value] * (width - len(r)) for r in rows]
+
+
+def check_attention(choice: str, model: str) -> str:
+    """``choice`` when this machine can run it; ``flash_attention_2`` needs the ``flash_attn``
+    package and a CUDA GPU, and asking for it without them is a ``UsageError`` (never a silent
+    fallback to another kernel)."""
+    from cvit_bench.harness.errors import UsageError
+
+    if choice not in ATTENTION_CHOICES:
+        raise UsageError(
+            f"model {model!r}: attn_implementation must be one of {list(ATTENTION_CHOICES)}, "
+            f"got {choice!r}"
+        )
+    if choice != "flash_attention_2":
+        return choice
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        raise UsageError(
+            f"model {model!r}: attn_implementation=flash_attention_2 needs the flash-attn "
+            "package, which is not installed (pip install 'cvit-bench[gpu]' on a machine with a "
+            "CUDA GPU); use attn_implementation=sdpa (the default) or eager"
+        )
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(
+            f"model {model!r}: attn_implementation=flash_attention_2 needs a CUDA GPU and none "
+            "is available; use attn_implementation=sdpa (the default) or eager"
+        )
+    return choice
+
+
+class ChatAdapterBase:
+    """Base of the built-in model adapters; a subclass fills ``build`` and the family hooks.
+
+    After ``build`` these attributes are set: ``model`` (the Hugging Face model, possibly
+    wrapped by a method), ``tokenizer``, ``image_processor`` and ``template``.
+
+    Class attributes:
+        features: what the adapter offers methods (see ``cvit_bench.harness.capabilities``).
+        projector_module: name of the module between the vision encoder and the language
+            model (``train.projector_lr`` trains it; peft saves it with an adapter).
+        vision_module: name of the vision encoder module.
+        parameter_parts: module names whose parameter counts ``describe()`` reports.
+        input_keys: the batch entries passed to the model.
+    """
+
+    name: ClassVar[str] = "chat-adapter"
+    config_class: ClassVar[type] = type(None)
+    features: ClassVar[frozenset[str]] = frozenset({"lora"})
+    projector_module: ClassVar[str] = "multi_modal_projector"
+    vision_module: ClassVar[str] = "vision_tower"
+    parameter_parts: ClassVar[tuple[str, ...]] = ()
+    input_keys: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask", "labels")
+    add_bos: bool = True
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.image_processor: Any = None
+        self.template: Any = None
+        self._pixel_cache: dict[str, Any] = {}
+
+    # -- family hooks ----------------------------------------------------------------------
+    def image_text(self, sample: Sample) -> str:
+        """The text that replaces the image placeholder of ``sample``'s prompt."""
+        raise NotImplementedError
+
+    def process_image(self, image: Any) -> Any:
+        """The processed form of one RGB PIL image (cached per path by ``pixel_values``)."""
+        raise NotImplementedError
+
+    def image_inputs(self, samples: Sequence[Sample]) -> dict[str, Any]:
+        """Model inputs for the images of ``samples`` (samples without an image give none)."""
+        raise NotImplementedError
+
+    def token_inputs(self, input_ids: Any) -> dict[str, Any]:
+        """Per-token inputs derived from the ids (Qwen2-VL's ``mm_token_type_ids``)."""
+        return {}
+
+    @property
+    def end_of_answer_id(self) -> int:
+        """The token appended after every answer and supervised with it."""
+        return self.tokenizer.eos_token_id
+
+    @property
+    def stop_ids(self) -> list[int]:
+        """Tokens that end a generated answer."""
+        return [self.end_of_answer_id]
+
+    # -- protocol --------------------------------------------------------------------------
+    def create_engine(self, ctx: Any) -> Any:
+        from cvit_bench.harness.engine import DeepSpeedEngine
+
+        return DeepSpeedEngine(self)
+
+    def lora_targets(self) -> list[str]:
+        return list(LLAMA_LORA_TARGETS)
+
+    def is_projector_param(self, name: str) -> bool:
+        return self.projector_module in name
+
+    def submodule(self, suffix: str) -> Any:
+        """The first module of ``self.model`` (whatever wraps it) named ``...suffix``."""
+        for name, module in self.model.named_modules():
+            if name == suffix or name.endswith("." + suffix):
+                return module
+        raise LookupError(f"{type(self.model).__name__} has no module named {suffix!r}")
+
+    # -- images ----------------------------------------------------------------------------
+    def pixel_values(self, path: str) -> Any:
+        """The processed image for ``path`` (cached: tasks are evaluated many times)."""
+        cached = self._pixel_cache.get(path)
+        if cached is None:
+            from PIL import Image
+
+            from cvit_bench.harness.errors import DataError
+
+            try:
+                with Image.open(path) as img:
+                    rgb = img.convert("RGB")
+            except (OSError, ValueError) as exc:
+                raise DataError(f"cannot read image {path}: {exc}") from exc
+            cached = self.process_image(rgb)
+            self._pixel_cache[path] = cached
+        return cached
+
+    # -- tokenisation ----------------------------------------------------------------------
+    def _encode(self, text: str, sample: Sample | None = None) -> list[int]:
+        if IMAGE_TOKEN in text:
+            text = text.replace(IMAGE_TOKEN, self.image_text(sample) if sample else "")
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prefix(self) -> list[int]:
+        bos = self.tokenizer.bos_token_id
+        return [bos] if bos is not None and self.add_bos else []
+
+    def encode_train(self, sample: Sample, max_length: int) -> tuple[list[int], list[int]]:
+        """Token ids and labels (``IGNORE_INDEX`` outside answers) for one training sample."""
+        end = self.end_of_answer_id
+        ids = self._prefix()
+        labels = [IGNORE_INDEX] * len(ids)
+        for prompt, answer in self.template.segments(sample, with_answers=True):
+            prompt_ids = self._encode(prompt, sample)
+            full_ids = self._encode(prompt + (answer or ""), sample)
+            if full_ids[: len(prompt_ids)] == prompt_ids:
+                answer_ids = full_ids[len(prompt_ids) :]
+            else:  # the tokenizer merged across the boundary: keep the prompt as inference sees it
+                answer_ids = self._encode(answer or "")
+            ids += prompt_ids + answer_ids + [end]
+            labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids + [end]
+        return ids[:max_length], labels[:max_length]
+
+    def encode_prompt(self, sample: Sample) -> list[int]:
+        return self._prefix() + self._encode(self.template.render(sample), sample)
+
+    # -- batches ---------------------------------------------------------------------------
+    def _batch(self, samples: Sequence[Sample], rows: list[list[int]], left: bool) -> dict:
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor(pad_sequences(rows, pad, left=left))
+        batch: dict[str, Any] = {
+            "input_ids": ids,
+            "attention_mask": torch.tensor(pad_sequences([[1] * len(r) for r in rows], 0, left)),
+            "samples": list(samples),
+        }
+        batch.update(self.token_inputs(ids))
+        batch.update(self.image_inputs(samples))
+        return batch
+
+    def collate_train(self, samples: Sequence[Sample], max_length: int) -> dict[str, Any]:
+        import torch
+
+        encoded = [self.encode_train(s, max_length) for s in samples]
+        batch = self._batch(samples, [e[0] for e in encoded], left=False)
+        labels = pad_sequences([e[1] for e in encoded], IGNORE_INDEX, left=False)
+        batch["labels"] = torch.tensor(labels)
+        return batch
+
+    def collate_eval(self, samples: Sequence[Sample]) -> dict[str, Any]:
+        return self._batch(samples, [self.encode_prompt(s) for s in samples], left=True)
+
+    # -- model calls -----------------------------------------------------------------------
+    def model_inputs(self, batch: dict[str, Any], device: Any, dtype: Any) -> dict[str, Any]:
+        """The batch's model inputs on ``device``; floating-point image inputs in ``dtype``."""
+        out = {k: batch[k].to(device) for k in self.input_keys if k in batch}
+        if "pixel_values" in out:
+            out["pixel_values"] = out["pixel_values"].to(dtype)
+        return out
+
+    def forward(self, model: Any, batch: dict[str, Any], device: Any, dtype: Any) -> Any:
+        return model(**self.model_inputs(batch, device, dtype), use_cache=False)
+
+    def generate(
+        self, model: Any, batch: dict[str, Any], max_new_tokens: int, device: Any, dtype: Any
+    ) -> list[str]:
+        """Greedy answers for a left-padded batch, each cut at its first stop token."""
+        import torch
+
+        inputs = self.model_inputs(batch, device, dtype)
+        inputs.pop("labels", None)
+        stops = self.stop_ids
+        with torch.no_grad():
+            out = model.generate(
+                **inputs,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                num_beams=1,
+                eos_token_id=stops if len(stops) > 1 else stops[0],
+                pad_token_id=self.tokenizer.pad_token_id,
+                use_cache=True,
+            )
+        new = out[:, inputs["input_ids"].shape[1] :].tolist()
+        texts = []
+        for row in new:
+            cut = min((row.index(s) for s in stops if s in row), default=len(row))
+            texts.append(self.tokenizer.decode(row[:cut], skip_special_tokens=False).strip())
+        return texts
+
+    def count_parameters(self) -> dict[str, int]:
+        model = self.model
+        out = {"total": sum(p.numel() for p in model.parameters())}
+        for part in self.parameter_parts:
+            out[part] = sum(p.numel() for n, p in model.named_parameters() if part in n)
+        return out
