@@ -39,6 +39,37 @@ def pad_sequences(rows: Sequence[Sequence[int]], value: int, left: bool) -> list
     return [list(r) + [value] * (width - len(r)) for r in rows]
 
 
+def attention_field() -> Any:
+    """The ``attn_implementation`` option every built-in model config has."""
+    from cvit_bench.harness.config import config_field
+
+    return config_field(
+        "sdpa",
+        help="attention kernel: sdpa (PyTorch), eager, or flash_attention_2 (needs the "
+        "flash-attn package and a CUDA GPU; an error otherwise, never a silent fallback)",
+        choices=ATTENTION_CHOICES,
+    )
+
+
+def dtype_field() -> Any:
+    """The ``dtype`` option of the models loaded from a directory."""
+    from cvit_bench.harness.config import config_field
+
+    return config_field(
+        "auto",
+        help="weights dtype: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32",
+        choices=("auto", "bf16", "fp32"),
+    )
+
+
+def resolve_dtype(choice: str) -> Any:
+    """The torch dtype of a ``dtype`` option (``auto``: bf16 on a GPU, fp32 on a CPU)."""
+    import torch
+
+    auto = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return {"bf16": torch.bfloat16, "fp32": torch.float32}.get(choice, auto)
+
+
 def check_attention(choice: str, model: str) -> str:
     """``choice`` when this machine can run it; ``flash_attention_2`` needs the ``flash_attn``
     package and a CUDA GPU, and asking for it without them is a ``UsageError`` (never a silent

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 
 from cvit_bench.harness.config import config_field
 
+from .chat_adapter import attention_field, check_attention
 from .tiny_llava.pretrain import pretrain, pretraining_items
 from .tiny_llava.tokenizer import LLAVA_SPECIALS, SpecialTokens, load_tokenizer, train_tokenizer
 
@@ -68,12 +69,7 @@ class TinyModelConfig:
         True,
         help="train the vision tower during pretraining too (the real starting points have a pretrained CLIP)",
     )
-    attn_implementation: str = config_field(
-        "sdpa",
-        help="attention kernel: sdpa (PyTorch), eager, or flash_attention_2 (needs the "
-        "flash-attn package and a CUDA GPU; an error otherwise, never a silent fallback)",
-        choices=("sdpa", "eager", "flash_attention_2"),
-    )
+    attn_implementation: str = attention_field()
 
 
 def pretraining_version() -> str:
@@ -127,8 +123,6 @@ class TinyModelMixin:
     @classmethod
     def preflight(cls, config: Any) -> None:
         """Refuse, before a run starts, an attention kernel this machine cannot run."""
-        from .chat_adapter import check_attention
-
         check_attention(config.attn_implementation, cls.name)
 
     # -- construction ----------------------------------------------------------------------
@@ -167,8 +161,6 @@ class TinyModelMixin:
     def build(self, ctx: Any) -> None:
         import torch
         from safetensors.torch import load_file
-
-        from .chat_adapter import check_attention
 
         check_attention(self.config.attn_implementation, self.name)
         if self.config.threads > 0 and not torch.cuda.is_available():

@@ -23,7 +23,12 @@ from typing import Any
 
 from cvit_bench.harness.config import config_field
 from cvit_bench.harness.errors import DataError
-from cvit_bench.plugins.models.chat_adapter import ATTENTION_CHOICES, check_attention
+from cvit_bench.plugins.models.chat_adapter import (
+    attention_field,
+    check_attention,
+    dtype_field,
+    resolve_dtype,
+)
 from cvit_bench.plugins.models.llava_common import IMAGE_TOKEN, ChatTemplate, LlavaFamilyAdapter
 from cvit_bench.plugins.models.local_dir import missing_files, resolve_model_dir, revision
 
@@ -52,17 +57,8 @@ class LlavaModelConfig:
         choices=(None, *STARTING_POINTS),
     )
     seed: int = config_field(0, help="seed of a fresh projector (starting point v15)")
-    dtype: str = config_field(
-        "auto",
-        help="weights dtype: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32",
-        choices=("auto", "bf16", "fp32"),
-    )
-    attn_implementation: str = config_field(
-        "sdpa",
-        help="attention kernel: sdpa (PyTorch), eager, or flash_attention_2 (needs the "
-        "flash-attn package and a CUDA GPU; an error otherwise, never a silent fallback)",
-        choices=ATTENTION_CHOICES,
-    )
+    dtype: str = dtype_field()
+    attn_implementation: str = attention_field()
     system_prompt: str | None = config_field(
         None, help="system line of the Vicuna v1 template (default: LLaVA-1.5's)"
     )
@@ -93,7 +89,6 @@ class Llava15(LlavaFamilyAdapter):
         )
 
     def build(self, ctx: Any) -> None:
-        import torch
         from transformers import AutoTokenizer, LlavaForConditionalGeneration
         from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
@@ -101,10 +96,6 @@ class Llava15(LlavaFamilyAdapter):
         self.path = self.resolve_path()
         self.starting_point = (
             c.starting_point or getattr(ctx.benchmark, "reference_starting_point", None) or "v15pf"
-        )
-        cuda = torch.cuda.is_available()
-        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(
-            c.dtype, torch.bfloat16 if cuda else torch.float32
         )
         attn = check_attention(c.attn_implementation, self.name)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
@@ -116,7 +107,7 @@ class Llava15(LlavaFamilyAdapter):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token
         self.model = LlavaForConditionalGeneration.from_pretrained(
-            str(self.path), dtype=dtype, attn_implementation=attn
+            str(self.path), dtype=resolve_dtype(c.dtype), attn_implementation=attn
         )
         processor = LlavaImageProcessorPil.from_pretrained(str(self.path))
         processor.do_pad = True

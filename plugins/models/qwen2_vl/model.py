@@ -19,7 +19,12 @@ from typing import Any
 
 from cvit_bench.harness.config import config_field
 from cvit_bench.harness.errors import DataError
-from cvit_bench.plugins.models.chat_adapter import ATTENTION_CHOICES, check_attention
+from cvit_bench.plugins.models.chat_adapter import (
+    attention_field,
+    check_attention,
+    dtype_field,
+    resolve_dtype,
+)
 from cvit_bench.plugins.models.local_dir import resolve_model_dir, revision
 from cvit_bench.plugins.models.qwen2_vl_common import (
     IM_END,
@@ -43,17 +48,8 @@ class Qwen2VLModelConfig:
     path: str | None = config_field(
         None, help=f"local Hugging Face Qwen2-VL model directory (default: ${PATH_ENV})"
     )
-    dtype: str = config_field(
-        "auto",
-        help="weights dtype: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32",
-        choices=("auto", "bf16", "fp32"),
-    )
-    attn_implementation: str = config_field(
-        "sdpa",
-        help="attention kernel: sdpa (PyTorch), eager, or flash_attention_2 (needs the "
-        "flash-attn package and a CUDA GPU; an error otherwise, never a silent fallback)",
-        choices=ATTENTION_CHOICES,
-    )
+    dtype: str = dtype_field()
+    attn_implementation: str = attention_field()
     min_pixels: int | None = config_field(
         None,
         help="smallest image area in pixels after resizing (default: the directory's "
@@ -93,7 +89,6 @@ class Qwen2VL(Qwen2VLFamilyAdapter):
         )
 
     def build(self, ctx: Any) -> None:
-        import torch
         from transformers import AutoTokenizer, Qwen2VLForConditionalGeneration
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
             Qwen2VLImageProcessorPil,
@@ -102,10 +97,6 @@ class Qwen2VL(Qwen2VLFamilyAdapter):
         c = self.config
         attn = check_attention(c.attn_implementation, self.name)
         self.path = self.resolve_path()
-        cuda = torch.cuda.is_available()
-        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(
-            c.dtype, torch.bfloat16 if cuda else torch.float32
-        )
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         vocab = self.tokenizer.get_vocab()
         lacking = [t for t in (IMAGE_PAD, IM_END) if t not in vocab]
@@ -123,7 +114,7 @@ class Qwen2VL(Qwen2VLFamilyAdapter):
         processor.size = size
         self.image_processor = processor
         self.model = Qwen2VLForConditionalGeneration.from_pretrained(
-            str(self.path), dtype=dtype, attn_implementation=attn
+            str(self.path), dtype=resolve_dtype(c.dtype), attn_implementation=attn
         )
         self.template = QwenChatTemplate(
             system=c.system_prompt if c.system_prompt is not None else QWEN_SYSTEM

@@ -1,33 +1,24 @@
 from __future__ import annotations
 
 import importlib.util
-import random
 
 import pytest
 import torch
 from PIL import Image
+from tiny_helpers import build_tiny, supervised_pieces, train_briefly, weights
 
 from cvit_bench.harness.errors import UsageError
 from cvit_bench.harness.types import Sample, Turn
 from cvit_bench.plugins.models.chat_adapter import IGNORE_INDEX
 from cvit_bench.plugins.models.qwen2_vl.model import Qwen2VL
 from cvit_bench.plugins.models.qwen2_vl_common import IM_END, IMAGE_PAD, VISION_END, VISION_START
-from cvit_bench.plugins.models.tiny_qwen2_vl.model import TinyQwen2VL, TinyQwen2VLConfig
+from cvit_bench.plugins.models.tiny_qwen2_vl.model import TinyQwen2VL
 from cvit_bench.testing import check_model
-from cvit_bench.testing.toy import ToyBenchmark, make_context
+from cvit_bench.testing.toy import ToyBenchmark
 
 
 def build(tmp_path, bench=None, **config):
-    bench = bench or ToyBenchmark(n_train=16, n_eval=8)
-    model = TinyQwen2VL(TinyQwen2VLConfig(**{"pretrain_steps": 0, **config}))
-    ctx = make_context(tmp_path, bench, model)
-    bench.prepare(ctx)
-    model.build(ctx)
-    return model, ctx
-
-
-def state(model):
-    return {k: v.clone() for k, v in model.model.state_dict().items()}
+    return build_tiny(TinyQwen2VL, tmp_path, bench, **config)
 
 
 def test_adapters_conform_and_the_same_seed_builds_the_same_model(tmp_path):
@@ -36,7 +27,7 @@ def test_adapters_conform_and_the_same_seed_builds_the_same_model(tmp_path):
     a, _ = build(tmp_path / "a")
     b, _ = build(tmp_path / "b")
     c, _ = build(tmp_path / "c", seed=1)
-    sa, sb, sc = state(a), state(b), state(c)
+    sa, sb, sc = weights(a), weights(b), weights(c)
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert any(not torch.equal(sa[k], sc[k]) for k in sa)
     assert a.tokenizer.backend_tokenizer.to_str() == b.tokenizer.backend_tokenizer.to_str()
@@ -82,15 +73,7 @@ def test_every_answer_of_a_multi_turn_sample_is_supervised(tmp_path):
         turns=(Turn("What colour is the square?", "red"), Turn("Left or right?", "left")),
     )
     ids, labels = model.encode_train(sample, 512)
-    pieces, current = [], []
-    for t, lab in zip(ids, labels):
-        if lab == IGNORE_INDEX and current:
-            pieces.append(current)
-            current = []
-        elif lab != IGNORE_INDEX:
-            current.append(t)
-    pieces.append(current)
-    assert [model.tokenizer.decode(p) for p in pieces] == [f"red{IM_END}", f"left{IM_END}"]
+    assert supervised_pieces(model, ids, labels) == [f"red{IM_END}", f"left{IM_END}"]
     text = model.tokenizer.decode(ids)
     assert text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n")
     assert f"red{IM_END}\n<|im_start|>user\nLeft or right?{IM_END}\n" in text
@@ -145,23 +128,6 @@ def test_flash_attention_2_is_refused_where_it_cannot_run(tmp_path):
         )
 
 
-def train_briefly(model, samples, steps=40, lr=2e-3):
-    model.model.train()
-    for p in model.model.parameters():
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(model.model.parameters(), lr=lr)
-    rng = random.Random(0)
-    for _ in range(steps):
-        batch = model.collate_train(rng.sample(samples, 16), 512)
-        loss = model.forward(model.model, batch, "cpu", torch.float32).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.model.eval()
-    for p in model.model.parameters():
-        p.requires_grad_(False)
-
-
 def mixed_eval_samples(bench, tmp_path):
     """Both tasks interleaved, plus wide and small copies of some images (other image token
     counts, so other prompt lengths) and a text-only question: every batch is left-padded."""
@@ -186,7 +152,7 @@ def test_batched_generation_equals_one_at_a_time_and_eager_equals_sdpa(tmp_path)
     torch.manual_seed(0)
     bench = ToyBenchmark(n_train=96, n_eval=12)
     model, ctx = build(tmp_path, bench=bench, min_pixels=16 * 16, max_pixels=32 * 32)
-    train_briefly(model, list(bench.train_samples("colour")))
+    train_briefly(model, list(bench.train_samples("colour")), steps=40, lr=2e-3)
     evals = mixed_eval_samples(bench, tmp_path)
     assert len({len(model.encode_prompt(s)) for s in evals}) >= 3
     one = [
@@ -219,3 +185,46 @@ def test_batched_generation_equals_one_at_a_time_and_eager_equals_sdpa(tmp_path)
         batch = eager.collate_eval(evals[start : start + 8])
         answers += eager.generate(eager.model, batch, 4, "cpu", torch.float32)
     assert answers == one
+
+
+@pytest.mark.slow
+def test_default_run_on_synth_coin_from_the_command_line(tmp_path, capsys):
+    """``cvit-bench run --method seqlora --bench synth-coin --model tiny-qwen2-vl``, shrunk."""
+    import yaml
+
+    from cvit_bench.harness.cli import main
+    from cvit_bench.harness.results import RunResults
+
+    torch.set_num_threads(2)
+    out = tmp_path / "run"
+    argv = ["run", "--method", "seqlora", "--bench", "synth-coin", "--model", "tiny-qwen2-vl"]
+    argv += ["--out", str(out), "--no-progress"]
+    for setting in (
+        "bench.train_per_task=8",
+        "bench.eval_per_task=4",
+        "model.pretrain_steps=0",
+        "train.max_steps=2",
+        "train.batch_size=4",
+        "eval.max_new_tokens=4",
+        f"cache_dir={tmp_path / 'cache'}",
+    ):
+        argv += ["--set", setting]
+    assert main(argv) == 0
+    results = RunResults(out)
+    assert results.complete and len(results.tasks) == 8
+    rows, zero_shot = results.matrix()
+    assert len(rows) == 8 and zero_shot is not None
+    assert all(0.0 <= v <= 100.0 for row in rows for v in row)
+    provenance = results.provenance
+    assert provenance["model"]["name"] == "tiny-qwen2-vl"
+    assert provenance["model_source"]["parameters"]["merger"] > 0
+    assert provenance["method_requirements"]["model_features"] == ["lora"]
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train"]["lr"] == 2e-3  # the tiny model's run default
+    assert config["model_args"]["attn_implementation"] == "sdpa"
+    prediction = results.predictions(8, results.tasks[0])[0]
+    assert prediction["prompt"].startswith("<|im_start|>user\n<image>")
+    assert prediction["prediction"] is not None
+    stages = results.stages_table()
+    assert all(r["steps"] == 2 for r in stages if r["stage"] >= 1)
+    assert (out / "checkpoints" / "stage_8" / "adapter" / "adapter_config.json").exists()
