@@ -61,6 +61,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("stored_samples", "int64"),  # past samples the method keeps after this stage
         ("method_costs", "string"),  # JSON of Method.costs()
     ],
+    "controls": [
+        ("stage", "int32"),  # the stage that trained the task
+        ("task", "string"),
+        ("score", "float64"),  # the task's primary score right after it was trained
+        ("blank_image", "float64"),  # the same model, every image replaced by a blank one
+        ("majority", "float64"),  # every question answered with the most frequent answer
+        ("majority_answer", "string"),  # that answer (most frequent in the training data)
+        ("n", "int64"),  # samples scored
+    ],
     "summary": [
         ("metric", "string"),
         ("value", "float64"),
@@ -258,6 +267,15 @@ class RunResults:
         if not path.exists():
             return []
         table, _ = read_table(path, "stages")
+        return table.to_pylist()
+
+    def controls(self) -> list[dict[str, Any]]:
+        """Each trained task right after training: its score, the same model's score on blank
+        images and the majority-answer score (empty when the run recorded none)."""
+        path = self.run_dir / "controls.arrow"
+        if not path.exists():
+            return []
+        table, _ = read_table(path, "controls")
         return table.to_pylist()
 
     def predictions(self, stage: int, task: str) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ only that stage. A directory that holds a different configuration is refused, no
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +27,8 @@ from typing import Any
 from . import results as results_io
 from .capabilities import check_compatible
 from .config import RunConfig, build_dataclass
-from .errors import RunDirError, UsageError
-from .io import atomic_write_json, atomic_write_text
+from .errors import DataError, RunDirError, UsageError
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .plugins import PluginManager, get_plugin_manager
 from .protocols import RunContext
 from .types import Prediction, Sample, TaskInfo, TaskScore
@@ -298,6 +300,7 @@ class Runner:
         provenance = self._provenance(model, method)
         matrix_rows = self._load_rows("matrix.arrow", "matrix", finished)
         stage_rows = self._load_rows("stages.arrow", "stages", finished)
+        control_rows = self._load_rows("controls.arrow", "controls", finished)
         run_event = {
             "run_dir": str(self.run_dir),
             "config": self.config.to_dict(),
@@ -324,8 +327,10 @@ class Runner:
                 )
             train_s = time.perf_counter() - started
             new_rows = []
+            scores: dict[str, TaskScore] = {}
             for task in self.eval_tasks(stage, tasks):
                 score, predictions, references = self._evaluate(ctx, engine, task)
+                scores[task.name] = score
                 new_rows.extend(_matrix_rows(stage, trained, task, tasks, score))
                 if self.rank == 0:
                     self._write_predictions(stage, task, predictions, references, score, provenance)
@@ -337,6 +342,12 @@ class Runner:
                     metrics=dict(score.metrics),
                     primary=score.primary,
                 )
+            if stage >= 1 and self.config.eval.controls:
+                trained_tasks = tasks if self.schedule == "joint" else [tasks[stage - 1]]
+                control_rows = [r for r in control_rows if r["stage"] != stage] + [
+                    self._control_row(ctx, engine, stage, task, scores.get(task.name))
+                    for task in trained_tasks
+                ]
             wall_s = time.perf_counter() - started
             if stage >= 1:
                 # every rank calls save_checkpoint (gathering sharded weights is collective);
@@ -375,6 +386,10 @@ class Runner:
                 results_io.write_table(
                     self.run_dir / "stages.arrow", "stages", stage_rows, provenance
                 )
+                if control_rows:
+                    results_io.write_table(
+                        self.run_dir / "controls.arrow", "controls", control_rows, provenance
+                    )
                 info["finished_stages"] = sorted(set(info["finished_stages"]) | {stage})
                 info["stage_wall_s"][str(stage)] = wall_s
                 atomic_write_json(self._info_path(), info)  # the commit point of the stage
@@ -420,6 +435,58 @@ class Runner:
         predictions = list(engine.predict(ctx, task, references))
         score = self.benchmark.score(task.name, predictions, references)
         return score, predictions, references
+
+    def _control_row(
+        self, ctx: RunContext, engine: Any, stage: int, task: TaskInfo, score: TaskScore | None
+    ) -> dict[str, Any]:
+        """The task right after training, against two image-free explanations of its score:
+        the same model given blank images, and the most frequent training answer."""
+        references = list(self.benchmark.eval_samples(task.name))
+        blank_score = None
+        blank = self._blank_image(references)
+        if blank is not None:
+            blanked = [dataclasses.replace(r, image=blank) if r.image else r for r in references]
+            if self.config.eval.max_new_tokens is not None:
+                task = dataclasses.replace(task, max_new_tokens=self.config.eval.max_new_tokens)
+            predictions = list(engine.predict(ctx, task, blanked))
+            blank_score = self.benchmark.score(task.name, predictions, blanked).value
+        answers = Counter(
+            s.answer for s in self.benchmark.train_samples(task.name) if s.answer is not None
+        )
+        # the most frequent training answer; ties go to the first in sorted order
+        majority_answer = max(sorted(answers), key=answers.__getitem__) if answers else None
+        majority = None
+        if majority_answer is not None:
+            constant = [Prediction(id=r.id, text=majority_answer) for r in references]
+            majority = self.benchmark.score(task.name, constant, references).value
+        return {
+            "stage": stage,
+            "task": task.name,
+            "score": score.value if score is not None else None,
+            "blank_image": blank_score,
+            "majority": majority,
+            "majority_answer": majority_answer,
+            "n": len(references),
+        }
+
+    def _blank_image(self, references: Sequence[Sample]) -> str | None:
+        """A mid-grey image the size of the task's first image (None for text-only tasks)."""
+        first = next((r.image for r in references if r.image), None)
+        if first is None:
+            return None
+        from PIL import Image
+
+        try:
+            with Image.open(first) as image:
+                size = image.size
+        except OSError as exc:
+            raise DataError(f"{first}: cannot read the image ({exc})") from None
+        path = default_cache_dir(self.config) / "controls" / f"blank_{size[0]}x{size[1]}.png"
+        if not path.exists():
+            buffer = io.BytesIO()
+            Image.new("RGB", size, (128, 128, 128)).save(buffer, format="PNG")
+            atomic_write_bytes(path, buffer.getvalue())
+        return str(path)
 
     def _write_predictions(
         self,
