@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from cvit_bench.harness.types import Sample
+from cvit_bench.harness.types import Sample, Turn
 
 IMAGE_TOKEN = "<image>"
 """The placeholder a template puts where the image goes; ``image_text`` replaces it."""
@@ -207,24 +207,74 @@ class ChatAdapterBase:
         bos = self.tokenizer.bos_token_id
         return [bos] if bos is not None and self.add_bos else []
 
-    def encode_train(self, sample: Sample, max_length: int) -> tuple[list[int], list[int]]:
-        """Token ids and labels (``IGNORE_INDEX`` outside answers) for one training sample."""
+    def _encode_segments(
+        self, segments: Sequence[tuple[str, str | None]], sample: Sample | None = None
+    ) -> tuple[list[int], list[int]]:
+        """Ids and labels of ``(prompt, answer)`` segments of ``sample``'s conversation; a last
+        answer of ``None`` leaves the ids ending in that turn's prompt, ready for generation."""
         end = self.end_of_answer_id
         ids = self._prefix()
         labels = [IGNORE_INDEX] * len(ids)
-        for prompt, answer in self.template.segments(sample, with_answers=True):
+        for prompt, answer in segments:
             prompt_ids = self._encode(prompt, sample)
-            full_ids = self._encode(prompt + (answer or ""), sample)
+            if answer is None:
+                ids += prompt_ids
+                labels += [IGNORE_INDEX] * len(prompt_ids)
+                break
+            full_ids = self._encode(prompt + answer, sample)
             if full_ids[: len(prompt_ids)] == prompt_ids:
                 answer_ids = full_ids[len(prompt_ids) :]
             else:  # the tokenizer merged across the boundary: keep the prompt as inference sees it
-                answer_ids = self._encode(answer or "")
+                answer_ids = self._encode(answer)
             ids += prompt_ids + answer_ids + [end]
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids + [end]
+        return ids, labels
+
+    def encode_train(self, sample: Sample, max_length: int) -> tuple[list[int], list[int]]:
+        """Token ids and labels (``IGNORE_INDEX`` outside answers) for one training sample."""
+        segments = self.template.segments(sample, with_answers=True)
+        ids, labels = self._encode_segments(segments, sample)
         return ids[:max_length], labels[:max_length]
 
     def encode_prompt(self, sample: Sample) -> list[int]:
         return self._prefix() + self._encode(self.template.render(sample), sample)
+
+    # -- chat ------------------------------------------------------------------------------
+    def chat_conversation(self, history: Sequence[Turn], question: str, image: str | None):
+        """The conversation as a multi-turn sample whose last answer is still open."""
+        turns = (*history, Turn(question, ""))
+        return Sample(id="chat", task="chat", prompt=turns[0].human, image=image, turns=turns)
+
+    def chat_segments(
+        self, history: Sequence[Turn], question: str, image: str | None
+    ) -> list[tuple[str, str | None]]:
+        """The conversation laid out as training lays out a multi-turn sample: every earlier
+        exchange with its answer (then the end-of-answer token), and ``question``'s prompt last
+        (answer ``None``)."""
+        conversation = self.chat_conversation(history, question, image)
+        segments = self.template.segments(conversation, with_answers=True)
+        return [*segments[:-1], (segments[-1][0], None)]
+
+    def render_chat(self, history: Sequence[Turn], question: str, image: str | None) -> str:
+        """The generation prompt of ``question`` after ``history`` as text; the end-of-answer
+        token after each earlier answer is shown as the tokenizer spells it."""
+        end = self.tokenizer.convert_ids_to_tokens(self.end_of_answer_id) or ""
+        return "".join(
+            prompt + (f"{answer}{end}" if answer is not None else "")
+            for prompt, answer in self.chat_segments(history, question, image)
+        )
+
+    def collate_chat(
+        self, history: Sequence[Turn], question: str, image: str | None
+    ) -> dict[str, Any]:
+        """A batch of one conversation for ``generate``: the ids of ``chat_segments``.
+        ``batch["samples"]`` holds ``question`` on ``image`` as an evaluation sample, which is
+        what a method's inference routing looks at. Without history the ids equal
+        ``collate_eval`` of that sample."""
+        conversation = self.chat_conversation(history, question, image)
+        ids, _ = self._encode_segments(self.chat_segments(history, question, image), conversation)
+        sample = Sample(id="chat", task="chat", prompt=question, image=image)
+        return self._batch([sample], [ids], left=True)
 
     # -- batches ---------------------------------------------------------------------------
     def _batch(self, samples: Sequence[Sample], rows: list[list[int]], left: bool) -> dict:
@@ -265,9 +315,17 @@ class ChatAdapterBase:
         return model(**self.model_inputs(batch, device, dtype), use_cache=False)
 
     def generate(
-        self, model: Any, batch: dict[str, Any], max_new_tokens: int, device: Any, dtype: Any
+        self,
+        model: Any,
+        batch: dict[str, Any],
+        max_new_tokens: int,
+        device: Any,
+        dtype: Any,
+        streamer: Any = None,
     ) -> list[str]:
-        """Greedy answers for a left-padded batch, each cut at its first stop token."""
+        """Greedy answers for a left-padded batch, each cut at its first stop token.
+        ``streamer`` (a batch of one only) is a ``transformers`` streamer that receives the
+        prompt ids, then each new token id as it is generated."""
         import torch
 
         inputs = self.model_inputs(batch, device, dtype)
@@ -282,6 +340,7 @@ class ChatAdapterBase:
                 eos_token_id=stops if len(stops) > 1 else stops[0],
                 pad_token_id=self.tokenizer.pad_token_id,
                 use_cache=True,
+                streamer=streamer,
             )
         new = out[:, inputs["input_ids"].shape[1] :].tolist()
         texts = []

@@ -228,3 +228,26 @@ def test_default_run_on_synth_coin_from_the_command_line(tmp_path, capsys):
     stages = results.stages_table()
     assert all(r["steps"] == 2 for r in stages if r["stage"] >= 1)
     assert (out / "checkpoints" / "stage_8" / "adapter" / "adapter_config.json").exists()
+
+
+def test_a_chat_is_laid_out_as_training_lays_out_a_conversation(tmp_path):
+    model, ctx = build(tmp_path)
+    sample = ctx.benchmark.eval_samples("colour")[0]
+    first = model.collate_chat([], sample.prompt, sample.image)
+    assert first["input_ids"].tolist() == model.collate_eval([sample])["input_ids"].tolist()
+    assert torch.equal(first["image_grid_thw"], model.collate_eval([sample])["image_grid_thw"])
+    history = [Turn(sample.prompt, "red")]
+    second = model.collate_chat(history, "Left or right?", sample.image)
+    ids = second["input_ids"][0].tolist()
+    conversation = Sample(
+        id=0,
+        task="colour",
+        prompt=sample.prompt,
+        image=sample.image,
+        turns=(Turn(sample.prompt, "red"), Turn("Left or right?", "left")),
+    )
+    trained, _ = model.encode_train(conversation, 512)
+    assert trained[: len(ids)] == ids  # the chat prompt is a prefix of the trained conversation
+    assert model.render_chat(history, "Left or right?", sample.image).endswith(
+        f"red{IM_END}\n<|im_start|>user\nLeft or right?{IM_END}\n<|im_start|>assistant\n"
+    )
