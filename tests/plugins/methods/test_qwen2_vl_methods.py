@@ -114,7 +114,10 @@ def test_hide_routes_by_qwen2_vl_image_features(tmp_path):
     costs = [json.loads(r["method_costs"]) for r in results.stages_table()]
     assert costs[-1]["anchor_features"] == "embedding-mean" and costs[-1]["experts"] == 2
     routed = costs[-1]["routing"]
-    assert sum(routed.values()) == 2 * 24  # every test image of both tasks was routed
-    # the toy tasks differ in their instructions and images: most samples pick their own expert
-    own = routed.get("colour->colour", 0) + routed.get("place->place", 0)
-    assert own >= 36, routed
+    # the last stage routed every test image of both tasks (place's also as blank-image controls)
+    colour = {k: v for k, v in routed.items() if k.startswith("colour->")}
+    assert sum(colour.values()) == 24
+    assert sum(v for k, v in routed.items() if k.startswith("place->")) >= 24
+    # the toy tasks differ in their instructions and images: samples pick their own expert
+    assert colour.get("colour->colour", 0) >= 18, routed
+    assert routed.get("place->place", 0) >= 18, routed
