@@ -17,6 +17,7 @@ from .errors import CvitError
 
 EXTENSION_MODULES = (
     "cvit_bench.harness.cli_data",
+    "cvit_bench.harness.chat",
     "cvit_bench.plugins.benchmarks.synth_coin.cli",
     "cvit_bench.plugins.models.llava.cli",
     "cvit_bench.leaderboard.cli",

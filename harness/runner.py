@@ -271,31 +271,13 @@ class Runner:
         stages = self.stages(len(tasks))
         finished = set(info.get("finished_stages", []))
         todo = [s for s in stages if s not in finished]
-        cache_dir = default_cache_dir(self.config)
-        model = self.model_cls(self.model_config)
-        ctx = RunContext(
-            config=self.config,
-            run_dir=self.run_dir,
-            cache_dir=cache_dir,
-            benchmark=self.benchmark,
-            model=model,
-            tasks=tasks,
-            stage=0,
-            rank=self.rank,
-            world_size=self.world_size,
-        )
         if not todo:
             return results_io.RunResults(self.run_dir)
-        seed_everything(stage_seed(self.config.seed, 0))
-        self.benchmark.prepare(ctx)
-        model.build(ctx)
-        method = self.method_cls(self.method_config)
-        ctx.method = method
-        method.setup(ctx)
+        ctx = self.build(tasks)
+        model, method = ctx.model, ctx.method
         resumed_from = max(finished, default=-1)
         if resumed_from >= 1:
-            ctx.stage = resumed_from
-            method.load_checkpoint(ctx, self._checkpoint_dir(resumed_from))
+            self.restore(ctx, resumed_from)
         engine = model.create_engine(ctx)
         provenance = self._provenance(model, method)
         matrix_rows = self._load_rows("matrix.arrow", "matrix", finished)
@@ -352,7 +334,7 @@ class Runner:
             if stage >= 1:
                 # every rank calls save_checkpoint (gathering sharded weights is collective);
                 # only rank 0 writes, into a temporary folder renamed when complete
-                final_dir = self._checkpoint_dir(stage)
+                final_dir = self.checkpoint_dir(stage)
                 tmp_dir = final_dir.with_name(final_dir.name + ".tmp")
                 if self.rank == 0:
                     shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -410,6 +392,35 @@ class Runner:
             self.manager.emit("run_finished", run=run_event, summary=dict(summary))
             return results_io.RunResults(self.run_dir)
         return results  # type: ignore[return-value]
+
+    def build(self, tasks: list[TaskInfo], cache_dir: Path | None = None) -> RunContext:
+        """The run's parts as stage 0 starts: the benchmark prepared, the model built, the
+        method set up (``ctx.method``); what a fresh run, a resume and a loaded stage share."""
+        model = self.model_cls(self.model_config)
+        ctx = RunContext(
+            config=self.config,
+            run_dir=self.run_dir,
+            cache_dir=cache_dir or default_cache_dir(self.config),
+            benchmark=self.benchmark,
+            model=model,
+            tasks=tasks,
+            stage=0,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        seed_everything(stage_seed(self.config.seed, 0))
+        self.benchmark.prepare(ctx)
+        model.build(ctx)
+        method = self.method_cls(self.method_config)
+        ctx.method = method
+        method.setup(ctx)
+        return ctx
+
+    def restore(self, ctx: RunContext, stage: int) -> None:
+        """Load the method's checkpoint of finished ``stage`` (>= 1) into a ``build`` result."""
+        assert ctx.method is not None
+        ctx.stage = stage
+        ctx.method.load_checkpoint(ctx, self.checkpoint_dir(stage))
 
     def _train_stage(
         self, ctx: RunContext, engine: Any, method: Any, stage: int, tasks: list[TaskInfo]
@@ -519,7 +530,7 @@ class Runner:
             provenance,
         )
 
-    def _checkpoint_dir(self, stage: int) -> Path:
+    def checkpoint_dir(self, stage: int) -> Path:
         return self.run_dir / "checkpoints" / f"stage_{stage}"
 
     def _load_rows(self, name: str, kind: str, finished: set[int]) -> list[dict[str, Any]]:

@@ -1,8 +1,10 @@
 """Build DeepSpeed's CPU operator once, in one process, before anything else starts engines.
 
 The first ``deepspeed.initialize`` on a machine compiles a shared-memory operator (about 40 s)
-into ``TORCH_EXTENSIONS_DIR``. A process killed during that compile leaves a lock behind that
-hangs the next one, so CI runs this first and the tests find the operator ready.
+into the folder ``cvit_bench.harness.engine.distributed.extensions_dir`` names (one per Python
+environment unless ``TORCH_EXTENSIONS_DIR`` is set). A process killed during that compile
+leaves a lock behind that hangs the next one, so CI runs this first and the tests find the
+operator ready.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ def main() -> int:
     os.environ.setdefault("MASTER_PORT", str(free_port()))
     for name, value in (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
         os.environ.setdefault(name, value)
+    from cvit_bench.harness.engine.distributed import prepare_extensions_dir
+
+    print(f"DeepSpeed operators in {prepare_extensions_dir()}")
     started = time.perf_counter()
     import deepspeed
     import torch

@@ -8,9 +8,50 @@ A process started by the ``deepspeed`` launcher or ``torchrun`` finds ``RANK``, 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
+import sys
+import time
+from pathlib import Path
 from typing import Any
+
+from ..errors import CvitError
+
+STALE_LOCK_S = 900.0
+"""A build lock older than this is left over from a killed build (a build takes 1-3 minutes)."""
+
+
+def extensions_dir() -> Path:
+    """Where DeepSpeed's compiled CPU operator lives: ``$TORCH_EXTENSIONS_DIR`` when set, else
+    one folder per Python environment, so that environments sharing a home folder do not
+    rebuild each other's operator (each build of another torch replaces the last)."""
+    given = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if given:
+        return Path(given)
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    key = hashlib.sha1(sys.prefix.encode()).hexdigest()[:10]
+    return cache / "torch_extensions" / f"cvit-bench-{key}"
+
+
+def prepare_extensions_dir() -> Path:
+    """Point torch's extension builder at :func:`extensions_dir` and refuse to wait forever on
+    a lock a killed build left behind (torch would poll it without end, silently)."""
+    directory = extensions_dir()
+    os.environ["TORCH_EXTENSIONS_DIR"] = str(directory)
+    now = time.time()
+    for lock in directory.glob("*/lock"):
+        try:
+            age = now - lock.stat().st_mtime
+        except OSError:
+            continue
+        if age > STALE_LOCK_S:
+            raise CvitError(
+                f"{lock} is a build lock left {age / 60:.0f} minutes ago by a DeepSpeed operator "
+                "build that did not finish (a killed process?); torch would wait on it forever. "
+                "If no other process is building it now, delete that file and run again."
+            )
+    return directory
 
 
 def free_port() -> int:
@@ -41,6 +82,7 @@ def ensure_distributed() -> tuple[int, int]:
                     "LOCAL_RANK": "0",
                 }
             )
+        prepare_extensions_dir()
         import deepspeed
 
         backend = "nccl" if torch.cuda.is_available() else "gloo"
