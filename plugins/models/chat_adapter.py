@@ -70,6 +70,24 @@ def resolve_dtype(choice: str) -> Any:
     return {"bf16": torch.bfloat16, "fp32": torch.float32}.get(choice, auto)
 
 
+def template_questions(
+    sample: Sample, with_answers: bool, image_prefix: str
+) -> list[tuple[Turn, str]]:
+    """The turns a chat template lays out (only the first when ``with_answers`` is false), each
+    with its question: the user's text without any image placeholder, and ``image_prefix``
+    before the first question when the sample has an image."""
+    turns = sample.conversation()
+    if not with_answers:
+        turns = turns[:1]
+    out = []
+    for i, turn in enumerate(turns):
+        question = turn.human.replace(IMAGE_TOKEN, "").strip()
+        if i == 0 and sample.image is not None:
+            question = f"{image_prefix}{question}"
+        out.append((turn, question))
+    return out
+
+
 def check_attention(choice: str, model: str) -> str:
     """``choice`` when this machine can run it; ``flash_attention_2`` needs the ``flash_attn``
     package and a CUDA GPU, and asking for it without them is a ``UsageError`` (never a silent

@@ -25,6 +25,7 @@ from cvit_bench.plugins.models.chat_adapter import (  # noqa: F401 - re-exported
     LLAMA_LORA_TARGETS,
     ChatAdapterBase,
     pad_sequences,
+    template_questions,
 )
 
 VICUNA_V1_SYSTEM = (
@@ -46,14 +47,9 @@ class ChatTemplate:
         """``[(prompt_text, answer_text)]`` per turn; the prompt text of turn ``i`` is everything
         between the previous EOS and the answer, ending in ``"ASSISTANT:"``; answers start with
         a space. ``with_answers=False`` gives the single generation prompt (last answer None)."""
-        turns = sample.conversation()
-        if not with_answers:
-            turns = turns[:1]
         out: list[tuple[str, str | None]] = []
-        for i, turn in enumerate(turns):
-            question = turn.human.replace(IMAGE_TOKEN, "").strip()
-            if i == 0 and sample.image is not None:
-                question = f"{IMAGE_TOKEN}\n{question}"
+        turns = template_questions(sample, with_answers, f"{IMAGE_TOKEN}\n")
+        for i, (turn, question) in enumerate(turns):
             head = f"{self.system} " if (i == 0 and self.system) else ""
             prompt = f"{head}{self.user}: {question} {self.assistant}:"
             out.append((prompt, f" {turn.gpt}" if with_answers else None))

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cvit_bench.harness.types import Sample
-from cvit_bench.plugins.models.chat_adapter import IMAGE_TOKEN, ChatAdapterBase
+from cvit_bench.plugins.models.chat_adapter import (
+    IMAGE_TOKEN,
+    ChatAdapterBase,
+    template_questions,
+)
 
 QWEN_SYSTEM = "You are a helpful assistant."
 IM_START, IM_END, END_OF_TEXT = "<|im_start|>", "<|im_end|>", "<|endoftext|>"
@@ -50,14 +54,8 @@ class QwenChatTemplate:
         everything between the previous ``<|im_end|>`` (appended as an id) and the answer,
         ending in ``"<|im_start|>assistant\\n"``. ``with_answers=False`` gives the single
         generation prompt (answer None)."""
-        turns = sample.conversation()
-        if not with_answers:
-            turns = turns[:1]
         out: list[tuple[str, str | None]] = []
-        for i, turn in enumerate(turns):
-            question = turn.human.replace(IMAGE_TOKEN, "").strip()
-            if i == 0 and sample.image is not None:
-                question = f"{IMAGE_TOKEN}{question}"
+        for i, (turn, question) in enumerate(template_questions(sample, with_answers, IMAGE_TOKEN)):
             if i == 0:
                 head = f"{IM_START}system\n{self.system}{IM_END}\n" if self.system else ""
             else:
