@@ -27,7 +27,7 @@ from .types import (
 
 __version__ = "0.1.0"
 
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 """Version of the plugin API (hooks, protocols, result schema). Minor bumps only add."""
 
 __all__ = [

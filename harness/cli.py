@@ -406,9 +406,10 @@ def cmd_describe(args: argparse.Namespace) -> int:
     else:
         if not args.name:
             raise UsageError(f"describe {args.kind} needs a name")
-        cls = getattr(
-            get_plugin_manager().registry(args.kind + "s").load(args.name), "config_class", None
-        )
+        manager = get_plugin_manager()
+        plugin = manager.registry(args.kind + "s").load(args.name)
+        cls = getattr(plugin, "config_class", None)
+        _print_compatibility(manager, args.kind, plugin)
     fields = describe_fields(cls) if cls is not None else []
     if not fields:
         print("(no options)")
@@ -416,6 +417,32 @@ def cmd_describe(args: argparse.Namespace) -> int:
         choices = f" {{{', '.join(map(str, f['choices']))}}}" if f["choices"] else ""
         print(f"{f['name']} ({f['type']}, default {f['default']!r}){choices}\n    {f['help']}")
     return 0
+
+
+def _print_compatibility(manager: Any, kind: str, plugin: Any) -> None:
+    """Which model features a method needs and which models offer them, or what a model
+    offers and which methods it can run (entries that fail to load are left out)."""
+    from .capabilities import method_needs, missing_features, model_features
+    from .errors import CvitError
+
+    def loaded(registry: str) -> list[tuple[str, Any]]:
+        out = []
+        for entry in manager.registry(registry).entries():
+            try:
+                out.append((entry.name, entry.load()))
+            except CvitError:
+                continue
+        return out
+
+    if kind == "method":
+        needs = method_needs(plugin)
+        print(f"needs model features: {', '.join(needs) or 'none'}")
+        able = [n for n, m in loaded("models") if not missing_features(plugin, m)]
+        print(f"runs with models: {', '.join(able) or 'none installed'}\n")
+    elif kind == "model":
+        print(f"model features: {', '.join(sorted(model_features(plugin))) or 'none'}")
+        able = [n for n, m in loaded("methods") if not missing_features(m, plugin)]
+        print(f"runs methods: {', '.join(able) or 'none installed'}\n")
 
 
 # -- formatting helpers -----------------------------------------------------------------------

@@ -153,6 +153,11 @@ class ModelAdapter(Protocol):
     Class attributes:
         name: the registered name.
         config_class: a dataclass of options (local path, starting point, sizes).
+
+    Optional (API 1.1): ``features``, a set of the model features methods may rely on
+    (``cvit_bench.harness.capabilities``; a method whose ``requirements.model_features`` names
+    one the adapter lacks is refused before the run starts), and a classmethod
+    ``preflight(config)`` raising ``UsageError`` for options this machine cannot honour.
     """
 
     name: ClassVar[str]

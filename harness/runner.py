@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import results as results_io
+from .capabilities import check_compatible
 from .config import RunConfig, build_dataclass
 from .errors import DataError, RunDirError, UsageError
 from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -98,6 +99,9 @@ class Runner:
         )
         self.model_config = build_dataclass(
             self.model_cls.config_class, config.model_args, f"model_args ({model_name})"
+        )
+        check_compatible(
+            config.method, self.method_cls, self.model_entry.name, self.model_cls, self.model_config
         )
         self.config = dataclasses.replace(
             config,

@@ -123,12 +123,18 @@ class MethodRequirements:
         per_task_parameters: the method adds parameters for every task (experts, prompts).
         inference: a short phrase saying what inference costs beyond one forward pass
             ("routing over task experts by CLIP similarity", ...), empty when nothing.
+        model_features: what the method needs from the model adapter, by the names of
+            :data:`cvit_bench.harness.capabilities.MODEL_FEATURES` (``"lora"``,
+            ``"image-embedding"``, ``"llava-internals"``); a model adapter lists what it offers
+            in its ``features`` class attribute, and the runner refuses a run whose model lacks
+            one before anything is written or trained. Added in API 1.1.
     """
 
     task_identity_at_inference: bool = False
     stores_samples: bool = False
     per_task_parameters: bool = False
     inference: str = ""
+    model_features: tuple[str, ...] = ()
 
 
 Schedule = Literal["sequential", "joint", "none"]

@@ -47,12 +47,22 @@ def check_config_class(cls: type, owner: str) -> None:
     cls()
 
 
-def check_method(method_cls: type, method_config: Any = None, run_fake: bool = True) -> None:
+def check_method(
+    method_cls: type,
+    method_config: Any = None,
+    run_fake: bool = True,
+    model: type | None = None,
+    model_args: dict[str, Any] | None = None,
+) -> None:
     """Static checks, then (``run_fake``) a full run on the fake benchmark and model, a run
     interrupted after stage 2 and resumed, and a comparison of the two matrices.
 
-    Methods that need a real torch model pass ``run_fake=False`` and run the same protocol
-    with the ``tiny-llava`` model in their own tests.
+    With ``model`` (a model adapter class, such as ``TinyQwen2VL``, built with ``model_args``)
+    the three runs use that model instead of the fake one, on a smaller fake benchmark (3
+    text-only tasks of 6 questions, 2 optimizer steps of 4 samples per task): the method's whole
+    protocol on a real torch model, which must offer every feature the method's
+    ``requirements.model_features`` names. Methods that need a real torch model pass
+    ``run_fake=False``, or pass such a ``model``.
     """
     owner = getattr(method_cls, "__name__", str(method_cls))
     assert isinstance(getattr(method_cls, "name", None), str) and NAME_RE.match(method_cls.name), (
@@ -74,13 +84,14 @@ def check_method(method_cls: type, method_config: Any = None, run_fake: bool = T
     from cvit_bench.harness.results import RunResults
 
     with tempfile.TemporaryDirectory() as tmp:
-        full = _fake_run(method_cls, Path(tmp) / "full", method_config)
+        real = (model, model_args or {}, Path(tmp) / "cache") if model is not None else None
+        full = _fake_run(method_cls, Path(tmp) / "full", method_config, real=real)
         partial_dir = Path(tmp) / "resumed"
         try:
-            _fake_run(method_cls, partial_dir, method_config, stop_after_stage=2)
+            _fake_run(method_cls, partial_dir, method_config, stop_after_stage=2, real=real)
         except _Stop:
             pass
-        resumed = _fake_run(method_cls, partial_dir, method_config)
+        resumed = _fake_run(method_cls, partial_dir, method_config, real=real)
         a = RunResults(full).matrix()
         b = RunResults(resumed).matrix()
         assert _same(a, b), f"{owner}: a resumed run gives a different matrix: {a} vs {b}"
@@ -91,7 +102,11 @@ class _Stop(Exception):
 
 
 def _fake_run(
-    method_cls: type, out: Path, method_config: Any, stop_after_stage: int | None = None
+    method_cls: type,
+    out: Path,
+    method_config: Any,
+    stop_after_stage: int | None = None,
+    real: tuple[type, dict[str, Any], Path] | None = None,
 ) -> Path:
     from cvit_bench.harness.runner import Runner
 
@@ -107,15 +122,25 @@ def _fake_run(
                 super().before_task(ctx, task)
 
         cls = Interrupted
+    model_cls = real[0] if real else FakeModel
     manager = plugin_manager(
         methods={method_cls.name: cls},
         benchmarks={"fake-bench": FakeBenchmark},
-        models={"fake-model": FakeModel},
+        models={model_cls.name: model_cls},
     )
     args = dataclasses.asdict(method_config) if dataclasses.is_dataclass(method_config) else {}
     config = RunConfig(
-        method=method_cls.name, bench="fake-bench", model="fake-model", method_args=args
+        method=method_cls.name, bench="fake-bench", model=model_cls.name, method_args=args
     )
+    if real:
+        config = dataclasses.replace(
+            config,
+            model_args=dict(real[1]),
+            bench_args={"tasks": 3, "questions": 6},
+            train={"max_steps": 2, "batch_size": 4},  # type: ignore[arg-type]
+            eval={"batch_size": 6, "max_new_tokens": 3},  # type: ignore[arg-type]
+            cache_dir=str(real[2]),
+        )
     Runner(config, out, manager=manager, progress=False).run()
     return out
 

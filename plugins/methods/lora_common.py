@@ -26,8 +26,19 @@ def target_regex(targets: list[str]) -> str:
     return rf".*language_model\..*\.({names})$"
 
 
+def projector_module(ctx: Any) -> str:
+    """The name of the model's vision projector (``multi_modal_projector`` in LLaVA,
+    ``merger`` in Qwen2-VL), as its adapter declares it."""
+    return getattr(ctx.model, "projector_module", PROJECTOR_MODULE)
+
+
 def lora_config(
-    rank: int, alpha: float, dropout: float, targets: list[str], train_projector: bool
+    rank: int,
+    alpha: float,
+    dropout: float,
+    targets: list[str],
+    train_projector: bool,
+    projector: str = PROJECTOR_MODULE,
 ) -> Any:
     from peft import LoraConfig
 
@@ -37,7 +48,7 @@ def lora_config(
         lora_dropout=dropout,
         target_modules=target_regex(targets),
         bias="none",
-        modules_to_save=[PROJECTOR_MODULE] if train_projector else None,
+        modules_to_save=[projector] if train_projector else None,
     )
 
 
@@ -171,11 +182,13 @@ def kaiming_init_(weight: Any) -> None:
     nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
 
 
-def set_projector_trainable(model: Any, trainable: bool) -> list[str]:
+def set_projector_trainable(
+    model: Any, trainable: bool, projector: str = PROJECTOR_MODULE
+) -> list[str]:
     """Make the vision projector (not wrapped by peft) train or not; return its parameter names."""
     names = []
     for name, param in model.named_parameters():
-        if PROJECTOR_MODULE in name:
+        if projector in name:
             param.requires_grad_(trainable)
             names.append(name)
     return names

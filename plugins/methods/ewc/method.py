@@ -71,7 +71,7 @@ class EWCConfig:
 class EWC(SeqLoRA):
     name = "ewc"
     config_class = EWCConfig
-    requirements = MethodRequirements()
+    requirements = MethodRequirements(model_features=("lora",))
     schedule = "sequential"
 
     def __init__(self, config: EWCConfig | None = None) -> None:

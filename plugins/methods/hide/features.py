@@ -7,8 +7,9 @@ Two encoders, chosen by the method's ``text_encoder`` option:
   ``clip-vit-large-patch14-336`` folder its vision tower comes from). The image feature is
   CLIP's projected image embedding of the model's own processed image, the text feature
   CLIP's projected text embedding of the instruction, as in the published code.
-* ``embedding-mean``: for models without a CLIP text encoder, in particular ``tiny-llava``.
-  The image feature is the model's own (frozen, pretrained) vision tower's pooled output; the
+* ``embedding-mean``: for models without a CLIP text encoder, in particular the built-in tiny
+  models. The image feature is the model's own (frozen, pretrained) vision encoder's pooled
+  output (the adapter's ``pooled_image_features``); the
   text feature is the mean of the language model's (frozen) input embeddings over the
   instruction's tokens. A randomly initialised CLIP text encoder would give features that mean
   nothing; the tiny model's embeddings were trained by its captioning pretraining and stay
@@ -47,10 +48,11 @@ class TaskFeatures:
         self.clip: Any = None
         self.clip_tokenizer: Any = None
         path = resolve_clip_path(ctx, clip_path)
+        builtin = _describe(ctx.model).get("source") == "built-in"
         if kind == "auto":
             if path:
                 kind = "clip"
-            elif getattr(ctx.model, "name", "") == "tiny-llava":
+            elif builtin:
                 kind = "embedding-mean"
             else:
                 raise UsageError(
@@ -61,18 +63,14 @@ class TaskFeatures:
         if kind == "clip":
             if not path:
                 raise UsageError("method.text_encoder=clip needs method.clip_path")
+            if "llava-internals" not in getattr(ctx.model, "features", ()):
+                raise UsageError(
+                    f"hide: text_encoder=clip feeds CLIP the model's own processed images, which "
+                    f"only LLaVA-family models give in CLIP's layout; model "
+                    f"{getattr(ctx.model, 'name', '?')!r} needs method.text_encoder=embedding-mean"
+                )
             self.clip, self.clip_tokenizer = load_clip(path)
         self.kind = kind
-
-    def _llava(self) -> Any:
-        model = self.adapter.model
-        for candidate in (model, getattr(model, "model", None)):
-            inner = getattr(candidate, "model", None)
-            if inner is not None and hasattr(inner, "vision_tower"):
-                return inner
-            if candidate is not None and hasattr(candidate, "vision_tower"):
-                return candidate
-        raise UsageError("hide: the model has no vision_tower to compute image features with")
 
     @torch.no_grad()
     def __call__(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,18 +86,16 @@ class TaskFeatures:
         dim = None
         feats = None
         if with_image:
-            pixels = torch.stack([self.adapter.pixel_values(samples[i].image) for i in with_image])
+            paths = [samples[i].image for i in with_image]
             if self.clip is not None:
+                pixels = torch.stack([self.adapter.pixel_values(p) for p in paths])
                 param = next(self.clip.parameters())
                 out = self.clip.get_image_features(
                     pixel_values=pixels.to(param.device, param.dtype)
                 )
                 feats = _as_tensor(out).float().cpu()
             else:
-                tower = self._llava().vision_tower
-                param = next(tower.parameters())
-                out = tower(pixel_values=pixels.to(param.device, param.dtype))
-                feats = out.pooler_output.float().cpu()
+                feats = self.adapter.pooled_image_features(paths)
             dim = feats.shape[1]
         if dim is None:
             dim = 1
@@ -126,6 +122,11 @@ class TaskFeatures:
             tensor = torch.tensor(ids, device=embed.weight.device)
             rows.append(embed(tensor).float().mean(0).cpu())
         return torch.stack(rows)
+
+
+def _describe(model: Any) -> dict[str, Any]:
+    describe = getattr(model, "describe", None)
+    return describe() if describe else {}
 
 
 def instruction(sample: Sample) -> str:

@@ -26,7 +26,7 @@ Where this differs from the published code, and why:
 * anchors are computed after each task in one pass over its training samples (the published
   code updates running means during training; with frozen encoders and one epoch both give
   the mean over the task's data, and ours is the same on every rank);
-* for models without a CLIP text encoder (``tiny-llava``) the features come from the model
+* for models without a CLIP text encoder (the built-in tiny models) the features come from the model
   itself (see ``features.py``).
 """
 
@@ -79,8 +79,9 @@ class HiDeConfig:
         "auto",
         choices=("auto", "clip", "embedding-mean"),
         help="features for the anchors: 'clip' (a local CLIP model, as published), "
-        "'embedding-mean' (the model's own vision tower and mean input embedding; for "
-        "tiny-llava), 'auto' (clip when a CLIP path is given, embedding-mean for tiny-llava)",
+        "'embedding-mean' (the model's own vision encoder and mean input embedding; for "
+        "the built-in tiny models and Qwen2-VL), 'auto' (clip when a CLIP path is given, "
+        "embedding-mean for the built-in tiny models)",
     )
     clip_path: str | None = config_field(
         None,
@@ -106,6 +107,7 @@ class HiDe(MethodBase):
         per_task_parameters=True,
         inference="per-sample mixing of task experts in the top layer by CLIP image/text "
         "similarity to task anchors; summed experts elsewhere",
+        model_features=("lora", "image-embedding"),
     )
     schedule = "sequential"
 

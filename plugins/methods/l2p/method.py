@@ -64,7 +64,10 @@ class L2P(MethodBase):
     name = "l2p"
     config_class = L2PConfig
     requirements = MethodRequirements(
-        inference="prompts chosen per sample by key similarity to the frozen image feature"
+        inference="prompts chosen per sample by key similarity to the frozen image feature",
+        # the query is the CLIP tower's feature at LLaVA's feature layer, and the prompts are
+        # spliced into the language model's input embeddings and 1-D positions
+        model_features=("lora", "llava-internals"),
     )
     schedule = "sequential"
 
@@ -89,13 +92,20 @@ class L2P(MethodBase):
         if c.lora_rank > 0:
             targets = list(c.targets) or ctx.model.lora_targets()
             lora = lora_common.lora_config(
-                c.lora_rank, c.lora_alpha, 0.0, targets, lora_common.trains_projector(ctx)
+                c.lora_rank,
+                c.lora_alpha,
+                0.0,
+                targets,
+                lora_common.trains_projector(ctx),
+                lora_common.projector_module(ctx),
             )
             model = ctx.model.model = lora_common.add_lora(model, lora, ctx.config.seed * 1000)
         else:
             for p in model.parameters():
                 p.requires_grad_(False)
-            lora_common.set_projector_trainable(model, lora_common.trains_projector(ctx))
+            lora_common.set_projector_trainable(
+                model, lora_common.trains_projector(ctx), lora_common.projector_module(ctx)
+            )
         llava = lora_common.llava_module(model)
         embed = llava.get_input_embeddings().weight
         vision = llava.config.vision_config.hidden_size

@@ -73,7 +73,7 @@ def distillation_loss(
 class LwF(SeqLoRA):
     name = "lwf"
     config_class = LwFConfig
-    requirements = MethodRequirements()
+    requirements = MethodRequirements(model_features=("lora",))
     schedule = "sequential"
 
     def __init__(self, config: LwFConfig | None = None) -> None:

@@ -43,7 +43,9 @@ class MoELoRAConfig:
 class MoELoRA(MethodBase):
     name = "moelora"
     config_class = MoELoRAConfig
-    requirements = MethodRequirements(inference="a dense softmax router per token and layer")
+    requirements = MethodRequirements(
+        inference="a dense softmax router per token and layer", model_features=("lora",)
+    )
     schedule = "sequential"
 
     def __init__(self, config: MoELoRAConfig | None = None) -> None:
@@ -73,7 +75,9 @@ class MoELoRA(MethodBase):
                 targets,
                 lambda name, linear: MoELoRALinear(linear, c.rank, c.alpha, c.experts, c.dropout),
             )
-        lora_common.set_projector_trainable(model, lora_common.trains_projector(ctx))
+        lora_common.set_projector_trainable(
+            model, lora_common.trains_projector(ctx), lora_common.projector_module(ctx)
+        )
 
     def saved_names(self, model: Any) -> list[str]:
         return [

@@ -84,6 +84,7 @@ class MRLoRA(MethodBase):
         per_task_parameters=True,
         inference="a router pass (a router LoRA picks one task expert per sample), then "
         "generation with the chosen expert",
+        model_features=("lora",),
     )
     schedule = "sequential"
 

@@ -52,18 +52,22 @@ class OLoRA(MethodBase):
     name = "olora"
     config_class = OLoRAConfig
     requirements = MethodRequirements(
-        per_task_parameters=True, inference="all task adapters summed (no routing)"
+        per_task_parameters=True,
+        inference="all task adapters summed (no routing)",
+        model_features=("lora",),
     )
     schedule = "sequential"
 
     def __init__(self, config: OLoRAConfig | None = None) -> None:
         super().__init__(config or OLoRAConfig())
         self.layers: dict[str, Any] = {}
+        self.projector = lora_common.PROJECTOR_MODULE
 
     def setup(self, ctx: Any) -> None:
         from .layer import TaskLoRALinear
 
         lora_common.refuse_zero3(ctx, self.name, "reads earlier adapters for its penalty")
+        self.projector = lora_common.projector_module(ctx)
         c = self.config
         model = ctx.model.model
         for p in model.parameters():
@@ -72,7 +76,9 @@ class OLoRA(MethodBase):
         self.layers = lora_common.replace_linears(
             model, targets, lambda name, linear: TaskLoRALinear(linear, c.rank, c.alpha, c.dropout)
         )
-        lora_common.set_projector_trainable(model, lora_common.trains_projector(ctx))
+        lora_common.set_projector_trainable(
+            model, lora_common.trains_projector(ctx), lora_common.projector_module(ctx)
+        )
 
     @property
     def tasks(self) -> int:
@@ -109,7 +115,7 @@ class OLoRA(MethodBase):
         return [
             n
             for n, _ in model.named_parameters()
-            if ".lora_A." in n or ".lora_B." in n or lora_common.PROJECTOR_MODULE in n
+            if ".lora_A." in n or ".lora_B." in n or self.projector in n
         ]
 
     def save_checkpoint(self, ctx: Any, directory: Path) -> None:

@@ -76,7 +76,7 @@ class ReplayConfig:
 class Replay(SeqLoRA):
     name = "replay"
     config_class = ReplayConfig
-    requirements = MethodRequirements(stores_samples=True)
+    requirements = MethodRequirements(stores_samples=True, model_features=("lora",))
     schedule = "sequential"
 
     def __init__(self, config: ReplayConfig | None = None) -> None:

@@ -85,7 +85,7 @@ def top_positions(delta: torch.Tensor, ratio: float) -> torch.Tensor:
 class SEFE(SeqLoRA):
     name = "sefe"
     config_class = SEFEConfig
-    requirements = MethodRequirements()
+    requirements = MethodRequirements(model_features=("lora",))
     schedule = "sequential"
 
     def __init__(self, config: SEFEConfig | None = None) -> None:

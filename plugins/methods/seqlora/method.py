@@ -39,7 +39,7 @@ class SeqLoRAConfig:
 class SeqLoRA(MethodBase):
     name = "seqlora"
     config_class = SeqLoRAConfig
-    requirements = MethodRequirements()
+    requirements = MethodRequirements(model_features=("lora",))
     schedule = "sequential"
 
     def __init__(self, config: SeqLoRAConfig | None = None) -> None:
@@ -57,6 +57,7 @@ class SeqLoRA(MethodBase):
             c.dropout,
             targets,
             train_projector=ctx.config.train.projector_lr is not None,
+            projector=lora_common.projector_module(ctx),
         )
         seed = ctx.config.seed * 1000 + len(self.merged)
         ctx.model.model = lora_common.add_lora(base, self.lora, seed)

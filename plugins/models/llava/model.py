@@ -17,18 +17,24 @@ Starting points, as the CVIT literature names them:
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cvit_bench.harness.config import config_field
 from cvit_bench.harness.errors import DataError
+from cvit_bench.plugins.models.chat_adapter import (
+    attention_field,
+    check_attention,
+    dtype_field,
+    resolve_dtype,
+)
 from cvit_bench.plugins.models.llava_common import IMAGE_TOKEN, ChatTemplate, LlavaFamilyAdapter
+from cvit_bench.plugins.models.local_dir import missing_files, resolve_model_dir, revision
 
 PATH_ENV = "CVIT_BENCH_LLAVA_PATH"
 STARTING_POINTS = ("v15pf", "v15p", "v15")
+CONVERT_HINT = "convert the original release with `cvit-bench model convert-llava`"
 HOW_TO_GET = (
     "Get one with `huggingface-cli download llava-hf/llava-1.5-7b-hf --local-dir DIR` "
     "(full LLaVA-1.5, starting point v15pf), or convert the original release "
@@ -51,17 +57,8 @@ class LlavaModelConfig:
         choices=(None, *STARTING_POINTS),
     )
     seed: int = config_field(0, help="seed of a fresh projector (starting point v15)")
-    dtype: str = config_field(
-        "auto",
-        help="weights dtype: auto (bf16 on GPU, fp32 on CPU), bf16 or fp32",
-        choices=("auto", "bf16", "fp32"),
-    )
-    attn_implementation: str = config_field(
-        "auto",
-        help="attention kernel: auto (FlashAttention-2 when installed on a GPU, else SDPA), "
-        "sdpa, eager or flash_attention_2",
-        choices=("auto", "sdpa", "eager", "flash_attention_2"),
-    )
+    dtype: str = dtype_field()
+    attn_implementation: str = attention_field()
     system_prompt: str | None = config_field(
         None, help="system line of the Vicuna v1 template (default: LLaVA-1.5's)"
     )
@@ -69,38 +66,7 @@ class LlavaModelConfig:
 
 def check_model_dir(path: Path) -> list[str]:
     """What is missing from a llava-format directory (empty when complete)."""
-    missing: list[str] = []
-    if not path.is_dir():
-        return [f"the directory {path} itself"]
-    config_file = path / "config.json"
-    if not config_file.exists():
-        missing.append("config.json")
-    else:
-        try:
-            config = json.loads(config_file.read_text())
-        except json.JSONDecodeError as exc:
-            missing.append(f"a valid config.json ({exc})")
-        else:
-            if config.get("model_type") != "llava":
-                missing.append(
-                    f"a llava config.json (model_type is {config.get('model_type')!r}; "
-                    "convert the original release with `cvit-bench model convert-llava`)"
-                )
-    if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer.model")):
-        missing.append("tokenizer.json or tokenizer.model")
-    if not (path / "preprocessor_config.json").exists():
-        missing.append("preprocessor_config.json (the image processor's settings)")
-    index = path / "model.safetensors.index.json"
-    if index.exists():
-        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
-        missing += [
-            f"weight shard {s} (listed in {index.name})" for s in shards if not (path / s).exists()
-        ]
-    elif not any((path / n).exists() for n in ("model.safetensors", "pytorch_model.bin")):
-        missing.append(
-            "the weights (model.safetensors, or model.safetensors.index.json and its shards)"
-        )
-    return missing
+    return missing_files(path, "llava", CONVERT_HINT)
 
 
 class Llava15(LlavaFamilyAdapter):
@@ -112,21 +78,17 @@ class Llava15(LlavaFamilyAdapter):
         self.path: Path | None = None
         self.starting_point = "v15pf"
 
+    @classmethod
+    def preflight(cls, config: LlavaModelConfig) -> None:
+        """Refuse, before a run starts, an attention kernel this machine cannot run."""
+        check_attention(config.attn_implementation, cls.name)
+
     def resolve_path(self) -> Path:
-        raw = self.config.path or os.environ.get(PATH_ENV)
-        if not raw:
-            raise DataError(f"no LLaVA-1.5 model directory is configured. {HOW_TO_GET}")
-        path = Path(raw).expanduser()
-        missing = check_model_dir(path)
-        if missing:
-            raise DataError(
-                f"the LLaVA-1.5 model directory {path} is incomplete: missing "
-                f"{'; '.join(missing)}. {HOW_TO_GET}"
-            )
-        return path
+        return resolve_model_dir(
+            self.config.path, PATH_ENV, "llava", "LLaVA-1.5", HOW_TO_GET, CONVERT_HINT
+        )
 
     def build(self, ctx: Any) -> None:
-        import torch
         from transformers import AutoTokenizer, LlavaForConditionalGeneration
         from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
@@ -135,20 +97,7 @@ class Llava15(LlavaFamilyAdapter):
         self.starting_point = (
             c.starting_point or getattr(ctx.benchmark, "reference_starting_point", None) or "v15pf"
         )
-        cuda = torch.cuda.is_available()
-        dtype = {"bf16": torch.bfloat16, "fp32": torch.float32}.get(
-            c.dtype, torch.bfloat16 if cuda else torch.float32
-        )
-        attn = c.attn_implementation
-        if attn == "auto":
-            attn = "sdpa"
-            if cuda:
-                try:
-                    import flash_attn  # noqa: F401
-
-                    attn = "flash_attention_2"
-                except ImportError:
-                    pass
+        attn = check_attention(c.attn_implementation, self.name)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
         if IMAGE_TOKEN not in self.tokenizer.get_vocab():
             raise DataError(
@@ -158,7 +107,7 @@ class Llava15(LlavaFamilyAdapter):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.unk_token
         self.model = LlavaForConditionalGeneration.from_pretrained(
-            str(self.path), dtype=dtype, attn_implementation=attn
+            str(self.path), dtype=resolve_dtype(c.dtype), attn_implementation=attn
         )
         processor = LlavaImageProcessorPil.from_pretrained(str(self.path))
         processor.do_pad = True
@@ -191,21 +140,9 @@ class Llava15(LlavaFamilyAdapter):
     def describe(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "source": str(self.path) if self.path else None,
-            "revision": _revision(self.path) if self.path else None,
+            "revision": revision(self.path) if self.path else None,
             "starting_point": self.starting_point,
         }
         if self.model is not None:
             out["parameters"] = self.count_parameters()
         return out
-
-
-def _revision(path: Path) -> str:
-    """A short fingerprint of the directory's config and weight index."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors.index.json"):
-        file = path / name
-        if file.exists():
-            digest.update(file.read_bytes())
-    return digest.hexdigest()[:12]

@@ -102,12 +102,11 @@ def pretrain(
     samples = []
     for i, (image, prompt, caption) in enumerate(items):
         key = f"<pretrain:{seed}:{i}>"
-        adapter._pixel_cache[key] = adapter.image_processor(images=image, return_tensors="pt")[
-            "pixel_values"
-        ][0]
+        adapter._pixel_cache[key] = adapter.process_image(image)
         samples.append(Sample(id=i, task="pretrain", prompt=prompt, answer=caption, image=key))
     for name, param in model.named_parameters():
-        param.requires_grad_(train_vision or "vision_tower" not in name)
+        vision = adapter.vision_module in name and not adapter.is_projector_param(name)
+        param.requires_grad_(train_vision or not vision)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)

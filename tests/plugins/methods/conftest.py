@@ -137,9 +137,11 @@ def toy_run(
     name: str,
     method_args: dict[str, Any],
     stop_after: int | None = None,
+    model_cls: type | None = None,
 ) -> Any:
-    """A whole run of ``method_cls`` on the toy benchmark with a random tiny-llava, through the
-    real runner; with ``stop_after`` it dies (KeyboardInterrupt) at the start of the next stage."""
+    """A whole run of ``method_cls`` on the toy benchmark with a random tiny model (tiny-llava
+    unless ``model_cls`` says otherwise), through the real runner; with ``stop_after`` it dies
+    (KeyboardInterrupt) at the start of the next stage."""
     from cvit_bench.harness.config import RunConfig
     from cvit_bench.harness.runner import Runner
     from cvit_bench.plugins.models.tiny_llava.model import TinyLlava
@@ -156,15 +158,16 @@ def toy_run(
                 super().before_task(ctx, task)
 
         cls = Interrupted
+    model_cls = model_cls or TinyLlava
     manager = plugin_manager(
         methods={method_cls.name: cls},
         benchmarks={"toy": ToyBenchmark},
-        models={"tiny-llava": TinyLlava},
+        models={model_cls.name: model_cls},
     )
     config = RunConfig(
         method=method_cls.name,
         bench="toy",
-        model="tiny-llava",
+        model=model_cls.name,
         method_args=method_args,
         model_args={"pretrain_steps": 0},
         train={"max_steps": 4, "batch_size": 8, "lr": 2e-2},

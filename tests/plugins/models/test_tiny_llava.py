@@ -1,35 +1,25 @@
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
+from tiny_helpers import build_tiny, supervised_pieces, train_briefly, weights
 
 from cvit_bench.harness.types import Sample, Turn
+from cvit_bench.plugins.models import tiny_common
 from cvit_bench.plugins.models.llava_common import IGNORE_INDEX, IMAGE_TOKEN
-from cvit_bench.plugins.models.tiny_llava import model as tiny_model
-from cvit_bench.plugins.models.tiny_llava.model import TinyLlava, TinyLlavaConfig
-from cvit_bench.testing.toy import ToyBenchmark, make_context
+from cvit_bench.plugins.models.tiny_llava.model import TinyLlava
+from cvit_bench.testing.toy import ToyBenchmark
 
 
 def build(tmp_path, bench=None, **config):
-    bench = bench or ToyBenchmark(n_train=16, n_eval=8)
-    model = TinyLlava(TinyLlavaConfig(**{"pretrain_steps": 0, **config}))
-    ctx = make_context(tmp_path, bench, model)
-    bench.prepare(ctx)
-    model.build(ctx)
-    return model, ctx
-
-
-def state(model):
-    return {k: v.clone() for k, v in model.model.state_dict().items()}
+    return build_tiny(TinyLlava, tmp_path, bench, **config)
 
 
 def test_same_seed_builds_the_same_model_and_tokenizer(tmp_path):
     a, _ = build(tmp_path / "a")
     b, _ = build(tmp_path / "b")
     c, _ = build(tmp_path / "c", seed=1)
-    sa, sb, sc = state(a), state(b), state(c)
+    sa, sb, sc = weights(a), weights(b), weights(c)
     assert sa.keys() == sb.keys()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert any(not torch.equal(sa[k], sc[k]) for k in sa)
@@ -62,13 +52,13 @@ def test_pretraining_is_cached_by_configuration(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("pretraining ran again instead of loading the cache")
 
-    monkeypatch.setattr(tiny_model, "pretrain", refuse)
+    monkeypatch.setattr(tiny_common, "pretrain", refuse)
     second, _ = build(tmp_path, pretrain_steps=3, pretrain_samples=12, pretrain_batch=4)
     assert second.cache_path == first.cache_path
-    s1, s2 = state(first), state(second)
+    s1, s2 = weights(first), weights(second)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     random_base, _ = build(tmp_path / "r")
-    assert any(not torch.equal(s1[k], state(random_base)[k]) for k in s1)
+    assert any(not torch.equal(s1[k], weights(random_base)[k]) for k in s1)
 
 
 def test_loss_covers_only_answer_tokens_and_eos(tmp_path):
@@ -104,16 +94,7 @@ def test_every_answer_of_a_multi_turn_sample_is_supervised(tmp_path):
         ),
     )
     ids, labels = model.encode_train(sample, 512)
-    supervised = [t if lab != IGNORE_INDEX else None for t, lab in zip(ids, labels)]
-    pieces, current = [], []
-    for t in supervised:
-        if t is None and current:
-            pieces.append(current)
-            current = []
-        elif t is not None:
-            current.append(t)
-    pieces.append(current)
-    assert [model.tokenizer.decode(p) for p in pieces] == [" red</s>", " left</s>"]
+    assert supervised_pieces(model, ids, labels) == [" red</s>", " left</s>"]
     text = model.tokenizer.decode(ids)
     assert "</s>USER: Is the square on the left? ASSISTANT: left</s>" in text
 
@@ -133,21 +114,6 @@ def test_vicuna_template_and_pad_to_square(tmp_path):
     # padded rows (top and bottom) hold the CLIP mean colour, normalised to about zero
     assert pixels[:, 0, :].abs().max() < 0.05
     assert pixels[0, 16, 16] > 1.0  # the red image in the middle
-
-
-def train_briefly(model, samples, steps=30, lr=1e-3):
-    model.model.train()
-    for p in model.model.parameters():
-        p.requires_grad_(True)
-    optimizer = torch.optim.AdamW(model.model.parameters(), lr=lr)
-    rng = random.Random(0)
-    for _ in range(steps):
-        batch = model.collate_train(rng.sample(samples, 16), 512)
-        loss = model.forward(model.model, batch, "cpu", torch.float32).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.model.eval()
 
 
 @pytest.mark.slow
