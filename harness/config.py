@@ -152,7 +152,7 @@ class RunConfig:
         data = self.to_dict()
         data.pop("cache_dir", None)
         data.pop("tags", None)
-        if not self.eval.general_tasks:
+        if isinstance(data.get("eval"), dict) and not data["eval"].get("general_tasks"):
             # runs without general tasks keep the identity they had before these options
             for key in GENERAL_EVAL_KEYS:
                 data["eval"].pop(key, None)
