@@ -663,7 +663,7 @@ def _benchmark_page(
             f'<th class="num" data-type="num" title="{esc(DESCRIPTIONS[name])}">'
             f"{esc(name)} {arrow}</th>"
         )
-    general = any(not isnan(row.general[0]) for row in bench.rows)
+    general = any(run.general for run in bench.runs)
     if general:
         head.append(
             f'<th class="num" data-type="num" title="{esc(GENERAL_DESCRIPTION)}">'

@@ -18,9 +18,7 @@ from cvit_bench.testing import FakeBenchmark, FakeModel, FakeSequential, plugin_
 
 
 def runner(tmp_path, **eval_options):
-    config = RunConfig(
-        method="fake-seq", bench="fake-bench", model="fake-model", eval=eval_options
-    )
+    config = RunConfig(method="fake-seq", bench="fake-bench", model="fake-model", eval=eval_options)
     manager = plugin_manager(
         methods={"fake-seq": FakeSequential},
         benchmarks={"fake-bench": FakeBenchmark},
@@ -29,9 +27,7 @@ def runner(tmp_path, **eval_options):
     return Runner(config, tmp_path / "run", manager=manager, progress=False)
 
 
-def test_without_the_extra_asking_for_general_tasks_says_how_to_install_it(
-    tmp_path, monkeypatch
-):
+def test_without_the_extra_asking_for_general_tasks_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "lmms_eval", None)  # as if lmms-eval were not installed
     with pytest.raises(UsageError) as err:
         runner(tmp_path, general_tasks=["mme"]).run()
