@@ -17,6 +17,7 @@ from .errors import CvitError
 
 EXTENSION_MODULES = (
     "cvit_bench.harness.cli_data",
+    "cvit_bench.harness.chat",
     "cvit_bench.plugins.benchmarks.synth_coin.cli",
     "cvit_bench.plugins.models.llava.cli",
     "cvit_bench.leaderboard.cli",
@@ -293,6 +294,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                     "zero_shot": _json_floats(zero_shot),
                     "matrix": [_json_floats(r) for r in rows],
                     "metrics": _json_floats(results.metrics()),
+                    "controls": [_json_floats(row) for row in results.controls()],
                     "general": _json_floats(results.general()),
                     "retention": _json_floats(results.retention()),
                     "complete": results.complete,
@@ -346,8 +348,41 @@ def format_results(results: Any) -> str:
         )
     for (stage, task), reason in sorted(results.not_scored.items()):
         lines.append(f"not scored: stage {stage}, {task}: {reason}")
+    controls = results.controls()
+    if controls:
+        lines.append("")
+        lines.append(
+            "right after training: the score, the same model on blank images, and the most "
+            "frequent training answer for every question"
+        )
+        table = [["task", "trained", "blank image", "majority", "margin"]]
+        for row in controls:
+            margin = _control_margin(row)
+            table.append(
+                [
+                    row["task"],
+                    _fmt(_nan(row["score"])),
+                    _fmt(_nan(row["blank_image"])),
+                    _fmt(_nan(row["majority"])),
+                    _fmt(margin),
+                ]
+            )
+        lines.append(_format_rows(table))
+        lines.append("margin: trained minus the larger of blank image and majority")
     lines.extend(format_general(results))
     return "\n".join(lines)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _control_margin(row: dict[str, Any]) -> float:
+    """How far a task's score right after training is above its image-free explanations."""
+    others = [_nan(row[k]) for k in ("blank_image", "majority") if row[k] is not None]
+    if not others:
+        return math.nan
+    return _nan(row["score"]) - max(others)
 
 
 def format_general(results: Any) -> list[str]:

@@ -91,6 +91,12 @@ class EvalConfig:
     zero_shot: bool = config_field(
         True, help="evaluate the untrained model first (stage 0; needed for FWT)"
     )
+    controls: bool = config_field(
+        True,
+        help="right after a task is trained, score it again with every image replaced by a "
+        "blank grey one, and score its most frequent training answer: whether the task was "
+        "learned from the image or from answer priors (controls.arrow)",
+    )
     general_tasks: list[str] = config_field(
         default_factory=list,
         help="lmms-eval tasks scored as general ability (needs the extra: pip install "

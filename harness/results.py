@@ -13,7 +13,8 @@ A run directory holds::
     checkpoints/stage_<s>/   what resuming needs (adapters, method state); not a result
 
 Every Arrow file carries the schema metadata keys ``cvit_bench.schema_version``,
-``cvit_bench.kind`` (``matrix``, ``stages``, ``summary``, ``predictions``, ``general``) and
+``cvit_bench.kind`` (``matrix``, ``stages``, ``controls``, ``summary``, ``predictions``,
+``general``) and
 ``cvit_bench.provenance`` (JSON: versions, git commit and dirty flag, benchmark identity, model
 source, seed, hardware, method requirements). The files read with plain pyarrow, pandas or polars.
 
@@ -62,6 +63,15 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("peak_mem_mb", "float64"),
         ("stored_samples", "int64"),  # past samples the method keeps after this stage
         ("method_costs", "string"),  # JSON of Method.costs()
+    ],
+    "controls": [
+        ("stage", "int32"),  # the stage that trained the task
+        ("task", "string"),
+        ("score", "float64"),  # the task's primary score right after it was trained
+        ("blank_image", "float64"),  # the same model, every image replaced by a blank one
+        ("majority", "float64"),  # every question answered with the most frequent answer
+        ("majority_answer", "string"),  # that answer (most frequent in the training data)
+        ("n", "int64"),  # samples scored
     ],
     "summary": [
         ("metric", "string"),
@@ -272,6 +282,15 @@ class RunResults:
         if not path.exists():
             return []
         table, _ = read_table(path, "stages")
+        return table.to_pylist()
+
+    def controls(self) -> list[dict[str, Any]]:
+        """Each trained task right after training: its score, the same model's score on blank
+        images and the majority-answer score (empty when the run recorded none)."""
+        path = self.run_dir / "controls.arrow"
+        if not path.exists():
+            return []
+        table, _ = read_table(path, "controls")
         return table.to_pylist()
 
     def general(self) -> list[dict[str, Any]]:

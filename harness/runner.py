@@ -9,6 +9,7 @@ only that stage. A directory that holds a different configuration is refused, no
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +26,8 @@ from typing import Any
 
 from . import results as results_io
 from .config import RunConfig, build_dataclass
-from .errors import RunDirError, UsageError
-from .io import atomic_write_json, atomic_write_text
+from .errors import DataError, RunDirError, UsageError
+from .io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from .plugins import PluginManager, get_plugin_manager
 from .protocols import RunContext
 from .types import Prediction, Sample, TaskInfo, TaskScore
@@ -291,35 +293,18 @@ class Runner:
         stages = self.stages(len(tasks))
         finished = set(info.get("finished_stages", []))
         todo = [s for s in stages if s not in finished]
-        cache_dir = default_cache_dir(self.config)
-        model = self.model_cls(self.model_config)
-        ctx = RunContext(
-            config=self.config,
-            run_dir=self.run_dir,
-            cache_dir=cache_dir,
-            benchmark=self.benchmark,
-            model=model,
-            tasks=tasks,
-            stage=0,
-            rank=self.rank,
-            world_size=self.world_size,
-        )
         if not todo:
             return results_io.RunResults(self.run_dir)
-        seed_everything(stage_seed(self.config.seed, 0))
-        self.benchmark.prepare(ctx)
-        model.build(ctx)
-        method = self.method_cls(self.method_config)
-        ctx.method = method
-        method.setup(ctx)
+        ctx = self.build(tasks)
+        model, method = ctx.model, ctx.method
         resumed_from = max(finished, default=-1)
         if resumed_from >= 1:
-            ctx.stage = resumed_from
-            method.load_checkpoint(ctx, self._checkpoint_dir(resumed_from))
+            self.restore(ctx, resumed_from)
         engine = model.create_engine(ctx)
         provenance = self._provenance(model, method)
         matrix_rows = self._load_rows("matrix.arrow", "matrix", finished)
         stage_rows = self._load_rows("stages.arrow", "stages", finished)
+        control_rows = self._load_rows("controls.arrow", "controls", finished)
         general_rows = self._load_rows("general.arrow", "general", finished)
         run_event = {
             "run_dir": str(self.run_dir),
@@ -347,8 +332,10 @@ class Runner:
                 )
             train_s = time.perf_counter() - started
             new_rows = []
+            scores: dict[str, TaskScore] = {}
             for task in self.eval_tasks(stage, tasks):
                 score, predictions, references = self._evaluate(ctx, engine, task)
+                scores[task.name] = score
                 new_rows.extend(_matrix_rows(stage, trained, task, tasks, score))
                 if self.rank == 0:
                     self._write_predictions(stage, task, predictions, references, score, provenance)
@@ -360,6 +347,12 @@ class Runner:
                     metrics=dict(score.metrics),
                     primary=score.primary,
                 )
+            if stage >= 1 and self.config.eval.controls:
+                trained_tasks = tasks if self.schedule == "joint" else [tasks[stage - 1]]
+                control_rows = [r for r in control_rows if r["stage"] != stage] + [
+                    self._control_row(ctx, engine, stage, task, scores.get(task.name))
+                    for task in trained_tasks
+                ]
             if stage in general_stages:
                 general_rows = [r for r in general_rows if r["stage"] != stage] + [
                     {"stage": stage, "trained_task": trained, **row}
@@ -369,7 +362,7 @@ class Runner:
             if stage >= 1:
                 # every rank calls save_checkpoint (gathering sharded weights is collective);
                 # only rank 0 writes, into a temporary folder renamed when complete
-                final_dir = self._checkpoint_dir(stage)
+                final_dir = self.checkpoint_dir(stage)
                 tmp_dir = final_dir.with_name(final_dir.name + ".tmp")
                 if self.rank == 0:
                     shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -403,6 +396,10 @@ class Runner:
                 results_io.write_table(
                     self.run_dir / "stages.arrow", "stages", stage_rows, provenance
                 )
+                if control_rows:
+                    results_io.write_table(
+                        self.run_dir / "controls.arrow", "controls", control_rows, provenance
+                    )
                 if general_stages:
                     results_io.write_table(
                         self.run_dir / "general.arrow", "general", general_rows, provenance
@@ -428,6 +425,35 @@ class Runner:
             return results_io.RunResults(self.run_dir)
         return results  # type: ignore[return-value]
 
+    def build(self, tasks: list[TaskInfo], cache_dir: Path | None = None) -> RunContext:
+        """The run's parts as stage 0 starts: the benchmark prepared, the model built, the
+        method set up (``ctx.method``); what a fresh run, a resume and a loaded stage share."""
+        model = self.model_cls(self.model_config)
+        ctx = RunContext(
+            config=self.config,
+            run_dir=self.run_dir,
+            cache_dir=cache_dir or default_cache_dir(self.config),
+            benchmark=self.benchmark,
+            model=model,
+            tasks=tasks,
+            stage=0,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
+        seed_everything(stage_seed(self.config.seed, 0))
+        self.benchmark.prepare(ctx)
+        model.build(ctx)
+        method = self.method_cls(self.method_config)
+        ctx.method = method
+        method.setup(ctx)
+        return ctx
+
+    def restore(self, ctx: RunContext, stage: int) -> None:
+        """Load the method's checkpoint of finished ``stage`` (>= 1) into a ``build`` result."""
+        assert ctx.method is not None
+        ctx.stage = stage
+        ctx.method.load_checkpoint(ctx, self.checkpoint_dir(stage))
+
     def _train_stage(
         self, ctx: RunContext, engine: Any, method: Any, stage: int, tasks: list[TaskInfo]
     ) -> dict[str, Any]:
@@ -452,6 +478,58 @@ class Runner:
         predictions = list(engine.predict(ctx, task, references))
         score = self.benchmark.score(task.name, predictions, references)
         return score, predictions, references
+
+    def _control_row(
+        self, ctx: RunContext, engine: Any, stage: int, task: TaskInfo, score: TaskScore | None
+    ) -> dict[str, Any]:
+        """The task right after training, against two image-free explanations of its score:
+        the same model given blank images, and the most frequent training answer."""
+        references = list(self.benchmark.eval_samples(task.name))
+        blank_score = None
+        blank = self._blank_image(references)
+        if blank is not None:
+            blanked = [dataclasses.replace(r, image=blank) if r.image else r for r in references]
+            if self.config.eval.max_new_tokens is not None:
+                task = dataclasses.replace(task, max_new_tokens=self.config.eval.max_new_tokens)
+            predictions = list(engine.predict(ctx, task, blanked))
+            blank_score = self.benchmark.score(task.name, predictions, blanked).value
+        answers = Counter(
+            s.answer for s in self.benchmark.train_samples(task.name) if s.answer is not None
+        )
+        # the most frequent training answer; ties go to the first in sorted order
+        majority_answer = max(sorted(answers), key=answers.__getitem__) if answers else None
+        majority = None
+        if majority_answer is not None:
+            constant = [Prediction(id=r.id, text=majority_answer) for r in references]
+            majority = self.benchmark.score(task.name, constant, references).value
+        return {
+            "stage": stage,
+            "task": task.name,
+            "score": score.value if score is not None else None,
+            "blank_image": blank_score,
+            "majority": majority,
+            "majority_answer": majority_answer,
+            "n": len(references),
+        }
+
+    def _blank_image(self, references: Sequence[Sample]) -> str | None:
+        """A mid-grey image the size of the task's first image (None for text-only tasks)."""
+        first = next((r.image for r in references if r.image), None)
+        if first is None:
+            return None
+        from PIL import Image
+
+        try:
+            with Image.open(first) as image:
+                size = image.size
+        except OSError as exc:
+            raise DataError(f"{first}: cannot read the image ({exc})") from None
+        path = default_cache_dir(self.config) / "controls" / f"blank_{size[0]}x{size[1]}.png"
+        if not path.exists():
+            buffer = io.BytesIO()
+            Image.new("RGB", size, (128, 128, 128)).save(buffer, format="PNG")
+            atomic_write_bytes(path, buffer.getvalue())
+        return str(path)
 
     def _evaluate_general(self, ctx: RunContext, engine: Any) -> list[dict[str, Any]]:
         """lmms-eval's scores of ``eval.general_tasks`` on the model in memory."""
@@ -493,7 +571,7 @@ class Runner:
             provenance,
         )
 
-    def _checkpoint_dir(self, stage: int) -> Path:
+    def checkpoint_dir(self, stage: int) -> Path:
         return self.run_dir / "checkpoints" / f"stage_{stage}"
 
     def _load_rows(self, name: str, kind: str, finished: set[int]) -> list[dict[str, Any]]:

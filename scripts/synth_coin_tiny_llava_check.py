@@ -48,7 +48,7 @@ def train_task(adapter, base, samples, args, seed: int):
             param.requires_grad_(True)
     else:
         config = lora_common.lora_config(
-            args.rank, 2.0 * args.rank, 0.0, adapter.lora_targets(), train_projector=False
+            args.rank, 2.0 * args.rank, 0.0, adapter.lora_targets(), train_projector=args.projector
         )
         model = lora_common.add_lora(model, config, seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--full", action="store_true", help="fine-tune every weight, no LoRA")
+    parser.add_argument(
+        "--projector", action="store_true", help="train the projector beside the LoRA adapter"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--tasks", nargs="*")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: temp)")
@@ -113,6 +116,8 @@ def main() -> None:
         blank = root / "blank.png"
         Image.new("RGB", (bench.config.image_size,) * 2, (128, 128, 128)).save(blank)
         how = "full fine-tuning" if args.full else f"LoRA r{args.rank}"
+        if args.projector and not args.full:
+            how += " + projector"
         print(f"{how}, {args.steps} steps x batch {args.batch}, lr {args.lr}, seeds {args.seeds}")
         print(
             f"{'task':<10} {'chance':>6} {'major.':>6} {'zero-shot':>9} {'trained':>14} "

@@ -36,9 +36,9 @@ DEFAULT_MAX_NEW_TOKENS = 128
 class CvitBenchLMM(lmms):
     """lmms-eval's ``lmms`` over a cvit-bench run's model after one stage.
 
-    ``model_args``: ``run_dir`` (required), ``stage`` (default: the run's last finished stage),
-    ``batch_size`` (default: the run's ``eval.batch_size``; generation is batched, and batched
-    answers equal one-at-a-time answers).
+    ``model_args``: ``run_dir`` (required) and ``stage`` (default: the run's last finished
+    stage; 0 is the untrained model). lmms-eval's ``--batch_size`` sets the generation batch
+    (batched answers equal one-at-a-time answers).
     """
 
     is_simple = True
@@ -54,17 +54,21 @@ class CvitBenchLMM(lmms):
         if run_dir is None:
             raise ValueError(
                 "the cvit_bench model needs model_args run_dir=<a cvit-bench run directory> "
-                "(and optionally stage=<N>, batch_size=<B>)"
+                "(and optionally stage=<N>)"
             )
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ValueError(
                 "the cvit_bench model runs in one process: start lmms-eval with "
                 "'python -m lmms_eval ...', not through accelerate or torchrun"
             )
-        from .stage import load_stage
+        from cvit_bench.harness.stage_loader import load_stage
 
         loaded = load_stage(run_dir, None if stage in (None, "") else int(stage))
-        self._setup(loaded.ctx, loaded.engine, _batch_size(batch_size))
+        ctx = loaded.ctx
+        ctx.stage = loaded.stage
+        engine = ctx.extras.get("engine") or loaded.model.create_engine(ctx)
+        ctx.extras["engine"] = engine
+        self._setup(ctx, engine, _batch_size(batch_size))
 
     @classmethod
     def in_memory(cls, ctx: Any, engine: Any) -> CvitBenchLMM:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cvit_bench.harness.types import Sample
+from cvit_bench.harness.types import Sample, Turn
 
 IMAGE_TOKEN = "<image>"
 VICUNA_V1_SYSTEM = (
@@ -131,24 +131,79 @@ class LlavaFamilyAdapter:
         bos = self.tokenizer.bos_token_id
         return [bos] if bos is not None and getattr(self, "add_bos", True) else []
 
-    def encode_train(self, sample: Sample, max_length: int) -> tuple[list[int], list[int]]:
-        """Token ids and labels (``IGNORE_INDEX`` outside answers) for one training sample."""
+    def _encode_segments(
+        self, segments: Sequence[tuple[str, str | None]]
+    ) -> tuple[list[int], list[int]]:
+        """Ids and labels of ``(prompt, answer)`` segments; a last answer of ``None`` leaves
+        the ids ending in that turn's prompt, ready for generation."""
         eos = self.tokenizer.eos_token_id
         ids = self._prefix()
         labels = [IGNORE_INDEX] * len(ids)
-        for prompt, answer in self.template.segments(sample, with_answers=True):
+        for prompt, answer in segments:
             prompt_ids = self._encode(prompt)
-            full_ids = self._encode(prompt + (answer or ""))
+            if answer is None:
+                ids += prompt_ids
+                labels += [IGNORE_INDEX] * len(prompt_ids)
+                break
+            full_ids = self._encode(prompt + answer)
             if full_ids[: len(prompt_ids)] == prompt_ids:
                 answer_ids = full_ids[len(prompt_ids) :]
             else:  # the tokenizer merged across the boundary: keep the prompt as inference sees it
-                answer_ids = self._encode(answer or "")
+                answer_ids = self._encode(answer)
             ids += prompt_ids + answer_ids + [eos]
             labels += [IGNORE_INDEX] * len(prompt_ids) + answer_ids + [eos]
+        return ids, labels
+
+    def encode_train(self, sample: Sample, max_length: int) -> tuple[list[int], list[int]]:
+        """Token ids and labels (``IGNORE_INDEX`` outside answers) for one training sample."""
+        ids, labels = self._encode_segments(self.template.segments(sample, with_answers=True))
         return ids[:max_length], labels[:max_length]
 
     def encode_prompt(self, sample: Sample) -> list[int]:
         return self._prefix() + self._encode(self.template.render(sample))
+
+    # -- chat ----------------------------------------------------------------------------
+    def chat_segments(
+        self, history: Sequence[Turn], question: str, image: str | None
+    ) -> list[tuple[str, str | None]]:
+        """The conversation laid out as training lays out a multi-turn sample: every earlier
+        exchange with its answer (then EOS), and ``question``'s prompt last (answer ``None``)."""
+        turns = (*history, Turn(question, ""))
+        conversation = Sample(
+            id="chat", task="chat", prompt=turns[0].human, image=image, turns=turns
+        )
+        segments = self.template.segments(conversation, with_answers=True)
+        return [*segments[:-1], (segments[-1][0], None)]
+
+    def render_chat(self, history: Sequence[Turn], question: str, image: str | None) -> str:
+        """The generation prompt of ``question`` after ``history`` as text; the EOS after each
+        earlier answer is shown as the tokenizer spells it."""
+        eos = self.tokenizer.eos_token or ""
+        return "".join(
+            prompt + (f"{answer}{eos}" if answer is not None else "")
+            for prompt, answer in self.chat_segments(history, question, image)
+        )
+
+    def collate_chat(
+        self, history: Sequence[Turn], question: str, image: str | None
+    ) -> dict[str, Any]:
+        """A batch of one conversation for ``generate``: the ids of ``chat_segments``.
+        ``batch["samples"]`` holds ``question`` on ``image`` as an evaluation sample, which is
+        what a method's inference routing looks at. Without history the ids equal
+        ``collate_eval`` of that sample."""
+        import torch
+
+        ids, _ = self._encode_segments(self.chat_segments(history, question, image))
+        sample = Sample(id="chat", task="chat", prompt=question, image=image)
+        batch: dict[str, Any] = {
+            "input_ids": torch.tensor([ids]),
+            "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
+            "samples": [sample],
+        }
+        pixels = self._images([sample])
+        if pixels is not None:
+            batch["pixel_values"] = pixels
+        return batch
 
     def _images(self, samples: Sequence[Sample]) -> Any:
         import torch
@@ -205,9 +260,17 @@ class LlavaFamilyAdapter:
         return model(**self.model_inputs(batch, device, dtype), use_cache=False)
 
     def generate(
-        self, model: Any, batch: dict[str, Any], max_new_tokens: int, device: Any, dtype: Any
+        self,
+        model: Any,
+        batch: dict[str, Any],
+        max_new_tokens: int,
+        device: Any,
+        dtype: Any,
+        streamer: Any = None,
     ) -> list[str]:
-        """Greedy answers for a left-padded batch, each cut at its first EOS."""
+        """Greedy answers for a left-padded batch, each cut at its first EOS. ``streamer``
+        (a batch of one only) is a ``transformers`` streamer that receives the prompt ids, then
+        each new token id as it is generated."""
         import torch
 
         inputs = self.model_inputs(batch, device, dtype)
@@ -222,6 +285,7 @@ class LlavaFamilyAdapter:
                 eos_token_id=eos,
                 pad_token_id=self.tokenizer.pad_token_id,
                 use_cache=True,
+                streamer=streamer,
             )
         new = out[:, inputs["input_ids"].shape[1] :].tolist()
         texts = []
