@@ -270,7 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             train = f"train {step['train']}, " if step["train"] else "zero-shot, "
             print(
                 f"stage {step['stage']}: {train}evaluate {', '.join(step['evaluate'])}"
-                f"  [{step['status']}]"
+                + (f"; general (lmms-eval) {', '.join(step['general'])}" if step["general"] else "")
+                + f"  [{step['status']}]"
             )
         return 0
     results = runner.run()

@@ -153,6 +153,7 @@ class Runner:
         tasks = self.task_order()
         stages = self.stages(len(tasks))
         done = self._finished_stages() if (self.run_dir / "run.json").exists() else []
+        general = self.general_stages(len(tasks))
         steps = []
         for stage in stages:
             trained = self._trained_name(stage, tasks)
@@ -161,6 +162,7 @@ class Runner:
                     "stage": stage,
                     "train": trained,
                     "evaluate": [t.name for t in self.eval_tasks(stage, tasks)],
+                    "general": list(self.config.eval.general_tasks) if stage in general else [],
                     "status": "done" if stage in done else "to do",
                 }
             )

@@ -52,6 +52,8 @@ def test_general_stages_default_to_first_and_last_and_must_exist(tmp_path):
     assert runner(tmp_path, general_stages=[2]).general_stages(4) == []  # no tasks, no stages
     with pytest.raises(UsageError, match=r"general_stages names stage\(s\) \[7\]"):
         runner(tmp_path, general_tasks=["x"], general_stages=[0, 7]).general_stages(4)
+    plan = runner(tmp_path, general_tasks=["mme"], general_stages=[2]).plan()  # --dry-run
+    assert [s["general"] for s in plan["stages"]] == [[], [], ["mme"], [], []]
 
 
 def test_general_options_enter_the_config_identity_only_when_used():

@@ -34,7 +34,7 @@ SMALL_RUN = {
     "bench_args": {"train_per_task": 8, "eval_per_task": 4},
     "model_args": {"pretrain_steps": 0},
     "train": {"max_steps": 2, "batch_size": 4, "lr": 5e-3},
-    "eval": {"batch_size": 32, "max_new_tokens": 4, "eval_on": "seen"},
+    "eval": {"batch_size": 32, "max_new_tokens": 4, "eval_on": "seen", "controls": False},
 }
 
 
