@@ -84,6 +84,24 @@ def check(tasks: Sequence[str], include_path: Sequence[str]) -> None:
                 f"eval.general_tasks: lmms-eval has no task {name!r} among its own tasks"
                 f"{where}.{hint} (lmms-eval's --include_path is eval.general_include_path)"
             )
+        kind = _output_type(manager, name)
+        if kind is not None and kind != "generate_until":
+            raise UsageError(
+                f"eval.general_tasks: lmms-eval task {name!r} is a {kind} task; cvit-bench "
+                "models answer generate_until tasks only (they are scored on generated text)"
+            )
+
+
+def _output_type(manager: Any, name: str) -> str | None:
+    """A single task's ``output_type`` from its YAML file (None for groups and tags, which
+    are checked when lmms-eval loads them)."""
+    from lmms_eval import utils
+
+    entry = manager.task_index.get(name) or {}
+    if entry.get("type") != "task" or not isinstance(entry.get("yaml_path"), str):
+        return None
+    config = utils.load_yaml_config(entry["yaml_path"], mode="simple")
+    return str(config.get("output_type", "generate_until"))
 
 
 def evaluate(

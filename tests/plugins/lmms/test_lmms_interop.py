@@ -18,7 +18,7 @@ pytest.importorskip(
     "pip install --no-deps 'lmms-eval==0.7.3'",
 )
 
-from lmms_task import TASK  # noqa: E402
+from lmms_task import TASK, write_shapes_task  # noqa: E402
 
 from cvit_bench.harness.cli import main as cli_main  # noqa: E402
 from cvit_bench.harness.config import RunConfig, build_dataclass  # noqa: E402
@@ -167,6 +167,21 @@ def test_unknown_general_task_is_refused_before_training(shapes_task, tmp_path):
     with pytest.raises(UsageError, match=f"no task 'cvit_shapez'.*Did you mean {TASK}"):
         runner.run()
     assert not (tmp_path / "run").exists()
+
+
+def test_a_log_likelihood_task_is_refused_before_training(tmp_path):
+    from cvit_bench.plugins.lmms import general
+
+    folder = write_shapes_task(tmp_path / "tasks")
+    yaml = (folder / "shapes.yaml").read_text()
+    (folder / "choice.yaml").write_text(
+        yaml.replace(f"task: {TASK}", "task: cvit_choice").replace(
+            "output_type: generate_until", "output_type: multiple_choice"
+        )
+    )
+    general.check([TASK], [str(folder)])
+    with pytest.raises(UsageError, match="'cvit_choice' is a multiple_choice task"):
+        general.check([TASK, "cvit_choice"], [str(folder)])
 
 
 def test_the_extra_leaves_no_torchvision_and_image_processors_work():
