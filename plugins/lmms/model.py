@@ -98,8 +98,11 @@ class CvitBenchLMM(lmms):
         return int(self._ctx.config.eval.batch_size)
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> Any:
+        """Where the model's parameters are (lmms-eval puts tensors there)."""
+        model = getattr(self._ctx.model, "model", None)
+        first = next(iter(model.parameters()), None) if model is not None else None
+        return first.device if first is not None else "cpu"
 
     # -- lmms-eval's requests ---------------------------------------------------------------
     def generate_until(self, requests: list[Instance]) -> list[str]:
