@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,15 @@ def load_stage(
     if config.model:
         _check_plugin(manager, "models", config.model, run_dir)
     runner = Runner(config, run_dir, manager=manager, progress=False)
+    recorded_identity = info.get("config_identity")
+    identity = dataclasses.replace(runner.config, data_root=info["config"].get("data_root"))
+    if recorded_identity and identity.identity() != recorded_identity:
+        warnings.warn(
+            f"{run_dir}: the installed plugins resolve the run's configuration differently "
+            f"(identity {recorded_identity} recorded, {identity.identity()} now): a plugin's "
+            "options changed since the run, so answers may differ from the stored ones",
+            stacklevel=2,
+        )
     by_name = {t.name: t for t in runner.benchmark.tasks()}
     recorded = list(info.get("tasks", []))
     unknown = [name for name in recorded if name not in by_name]

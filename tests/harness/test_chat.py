@@ -7,7 +7,6 @@ import os
 import pty
 import re
 import select
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -154,28 +153,21 @@ def test_interactive_chat_through_a_terminal(tiny_run_dir, stage2, questions):
     assert "Traceback" not in term.seen
 
 
-@pytest.mark.slow
-def test_one_shot_and_piped_lines(tiny_run_dir, stage2, questions):
+def test_one_shot_and_piped_lines(tiny_run_dir, stage2, questions, capsys, monkeypatch):
+    """In-process (the pseudo-terminal test runs the real command line)."""
     (a, _, a2), (b, _, b2) = questions
-    one = subprocess.run(
-        [*CLI, str(tiny_run_dir), "--stage", "2", "--image", a.image, "--prompt", a.prompt],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    assert one.returncode == 0, one.stderr
-    assert one.stdout == a2 + "\n"
+    run = [str(tiny_run_dir), "--stage", "2"]
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["chat", *run, "--image", a.image, "--prompt", a.prompt]) == 0
+    assert capsys.readouterr().out == a2 + "\n"
     # piped: each line a message (a trailing backslash continues it), one answer per line
-    piped = subprocess.run(
-        [*CLI, str(tiny_run_dir), "--stage", "2", "--image", b.image],
-        input=typed(b.prompt).decode() + "/prompt\n" + "what else?\n",
-        capture_output=True,
-        text=True,
-    )
-    assert piped.returncode == 0, piped.stderr
+    script = typed(b.prompt).decode() + "/prompt\n" + "what else?\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    assert main(["chat", *run, "--image", b.image]) == 0
     follow_up = stage2.answer("what else?", b.image, [Turn(b.prompt, b2)])
-    assert piped.stdout == "\n".join([b2, stage2.prompt(b.prompt, b.image), follow_up, ""])
-    assert "Traceback" not in piped.stderr
+    captured = capsys.readouterr()
+    assert captured.out == "\n".join([b2, stage2.prompt(b.prompt, b.image), follow_up, ""])
+    assert "Traceback" not in captured.err
 
 
 class CtrlCWhileAnswering(io.StringIO):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,9 @@ def test_default_stage_is_the_last_finished_one_and_stage_0_is_untrained(tiny_ru
     assert untrained.stage == 0 and "untrained" in untrained.describe()
     want = stored(tiny_run_dir, 0, sample_task)
     assert {str(p.id): p.text for p in untrained.predict(sample_task)} == want
-    assert load_stage(tiny_run_dir).stage == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # the run's identity is reproduced
+        assert load_stage(tiny_run_dir).stage == 8
 
 
 def copy_run(tiny_run_dir: Path, tmp_path: Path) -> Path:
@@ -126,6 +129,10 @@ def test_unusable_run_directories_say_what_is_wrong(tiny_run_dir, tmp_path):
     (run / "run.json").write_text(json.dumps({**info, "config": {**info["config"], "method": "x"}}))
     with pytest.raises(UnknownNameError, match="was made with the method 'x'"):
         load_stage(run)
+
+    (run / "run.json").write_text(json.dumps({**info, "config_identity": "0123456789abcdef"}))
+    with pytest.warns(UserWarning, match="a plugin's options changed since the run"):
+        load_stage(run, 0)
 
     (run / "run.json").write_text('{"config": {"method": ')
     with pytest.raises(RunDirError, match="run.json is corrupt"):
