@@ -270,7 +270,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             train = f"train {step['train']}, " if step["train"] else "zero-shot, "
             print(
                 f"stage {step['stage']}: {train}evaluate {', '.join(step['evaluate'])}"
-                f"  [{step['status']}]"
+                + (f"; general (lmms-eval) {', '.join(step['general'])}" if step["general"] else "")
+                + f"  [{step['status']}]"
             )
         return 0
     results = runner.run()
@@ -295,6 +296,8 @@ def cmd_show(args: argparse.Namespace) -> int:
                     "matrix": [_json_floats(r) for r in rows],
                     "metrics": _json_floats(results.metrics()),
                     "controls": [_json_floats(row) for row in results.controls()],
+                    "general": _json_floats(results.general()),
+                    "retention": _json_floats(results.retention()),
                     "complete": results.complete,
                 },
                 indent=2,
@@ -367,6 +370,7 @@ def format_results(results: Any) -> str:
             )
         lines.append(_format_rows(table))
         lines.append("margin: trained minus the larger of blank image and majority")
+    lines.extend(format_general(results))
     return "\n".join(lines)
 
 
@@ -380,6 +384,33 @@ def _control_margin(row: dict[str, Any]) -> float:
     if not others:
         return math.nan
     return _nan(row["score"]) - max(others)
+
+
+def format_general(results: Any) -> list[str]:
+    """The general-ability scores (lmms-eval tasks, primary metrics) and their retention."""
+    rows = [r for r in results.general() if r["primary"]]
+    if not rows:
+        return []
+    columns = sorted({(r["task"], r["metric"]) for r in rows})
+    values = {(r["stage"], r["task"], r["metric"]): r["value"] for r in rows}
+    trained = {r["stage"]: r["trained_task"] for r in rows}
+    table = [["after"] + [f"{task} ({metric})" for task, metric in columns]]
+    for stage in sorted(trained):
+        label = "zero-shot" if stage == 0 else (trained[stage] or str(stage))
+        table.append([label] + [_fmt_general(values.get((stage, *c))) for c in columns])
+    lines = ["", "general ability (lmms-eval, on its scale):", _format_rows(table)]
+    for task, kept in sorted(results.retention().items()):
+        ratio = kept["retention"]
+        shown = "-" if math.isnan(ratio) else f"{100 * ratio:.1f}%"
+        lines.append(
+            f"retention  {task}: {_fmt_general(kept['after'])} after stage {kept['stage']} / "
+            f"{_fmt_general(kept['before'])} before training = {shown}"
+        )
+    return lines
+
+
+def _fmt_general(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.4g}"
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:

@@ -97,6 +97,23 @@ class EvalConfig:
         "blank grey one, and score its most frequent training answer: whether the task was "
         "learned from the image or from answer priors (controls.arrow)",
     )
+    general_tasks: list[str] = config_field(
+        default_factory=list,
+        help="lmms-eval tasks scored as general ability (needs the extra: pip install "
+        "'cvit-bench[lmms]' && pip install --no-deps lmms-eval==0.7.3)",
+    )
+    general_stages: list[int] | None = config_field(
+        None,
+        help="stages after which the general tasks are scored "
+        "(default: the first and the last stage, 0 and T)",
+    )
+    general_include_path: list[str] = config_field(
+        default_factory=list,
+        help="folders with more lmms-eval task YAML files (lmms-eval's --include_path)",
+    )
+    general_limit: int | None = config_field(
+        None, help="score only the first N documents of each general task (lmms-eval's --limit)"
+    )
 
 
 @dataclass
@@ -141,9 +158,15 @@ class RunConfig:
         data = self.to_dict()
         data.pop("cache_dir", None)
         data.pop("tags", None)
+        if isinstance(data.get("eval"), dict) and not data["eval"].get("general_tasks"):
+            # runs without general tasks keep the identity they had before these options
+            for key in GENERAL_EVAL_KEYS:
+                data["eval"].pop(key, None)
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+
+GENERAL_EVAL_KEYS = ("general_tasks", "general_stages", "general_include_path", "general_limit")
 
 SECTION_ALIASES = {"method": "method_args", "bench": "bench_args", "model": "model_args"}
 

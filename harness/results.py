@@ -8,10 +8,13 @@ A run directory holds::
     stages.arrow             cost of each stage (wall time, memory, parameters, stored samples)
     summary.arrow            the continual metrics (recomputed from matrix.arrow)
     predictions/stage_<s>/<task>.arrow   per-sample predictions of every (stage, task) cell
+    general.arrow            general ability: lmms-eval task scores after chosen stages
+                             (only when the run lists ``eval.general_tasks``)
     checkpoints/stage_<s>/   what resuming needs (adapters, method state); not a result
 
 Every Arrow file carries the schema metadata keys ``cvit_bench.schema_version``,
-``cvit_bench.kind`` (``matrix``, ``stages``, ``summary``, ``predictions``) and
+``cvit_bench.kind`` (``matrix``, ``stages``, ``controls``, ``summary``, ``predictions``,
+``general``) and
 ``cvit_bench.provenance`` (JSON: versions, git commit and dirty flag, benchmark identity, model
 source, seed, hardware, method requirements). The files read with plain pyarrow, pandas or polars.
 
@@ -73,6 +76,18 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     "summary": [
         ("metric", "string"),
         ("value", "float64"),
+    ],
+    "general": [
+        ("stage", "int32"),  # the stage the model was scored after (0 = before any training)
+        ("trained_task", "string"),  # task trained in that stage ("" at stage 0)
+        ("task", "string"),  # the lmms-eval task (or group)
+        ("metric", "string"),  # lmms-eval's metric name
+        ("filter", "string"),  # lmms-eval's filter ("none" unless the task filters answers)
+        ("value", "float64"),  # as lmms-eval reports it (its scale, often 0-1)
+        ("stderr", "float64"),  # lmms-eval's standard error, or null
+        ("primary", "bool"),  # the task's first metric: the one retention is reported for
+        ("higher_is_better", "bool"),
+        ("n", "int64"),  # documents scored
     ],
     "predictions": [
         ("id", "string"),  # the sample id as text
@@ -277,6 +292,43 @@ class RunResults:
             return []
         table, _ = read_table(path, "controls")
         return table.to_pylist()
+
+    def general(self) -> list[dict[str, Any]]:
+        """The rows of ``general.arrow`` (lmms-eval scores after chosen stages); ``[]`` when the
+        run scored no general tasks."""
+        path = self.run_dir / "general.arrow"
+        if not path.exists():
+            return []
+        table, _ = read_table(path, "general")
+        return table.to_pylist()
+
+    def retention(self) -> dict[str, dict[str, Any]]:
+        """General ability kept, per general task: ``{task: {metric, before, after, stage,
+        retention}}`` for the task's primary metric, where ``before`` is the score at stage 0,
+        ``after`` the score at the last stage it was scored at, and ``retention`` is
+        ``after / before`` (NaN without a stage-0 score or when ``before`` is 0)."""
+        scores: dict[str, dict[int, float]] = {}
+        metric: dict[str, str] = {}
+        for row in self.general():
+            if not row["primary"]:
+                continue
+            metric[row["task"]] = row["metric"]
+            value = row["value"]
+            scores.setdefault(row["task"], {})[row["stage"]] = math.nan if value is None else value
+        out: dict[str, dict[str, Any]] = {}
+        for task, by_stage in scores.items():
+            last = max(by_stage)
+            before = by_stage.get(0, math.nan)
+            after = by_stage[last] if last > 0 else math.nan
+            ratio = after / before if before and not math.isnan(before) else math.nan
+            out[task] = {
+                "metric": metric[task],
+                "before": before,
+                "after": after,
+                "stage": last,
+                "retention": ratio,
+            }
+        return out
 
     def predictions(self, stage: int, task: str) -> list[dict[str, Any]]:
         path = prediction_path(self.run_dir, stage, task)

@@ -157,6 +157,7 @@ class Runner:
         tasks = self.task_order()
         stages = self.stages(len(tasks))
         done = self._finished_stages() if (self.run_dir / "run.json").exists() else []
+        general = self.general_stages(len(tasks))
         steps = []
         for stage in stages:
             trained = self._trained_name(stage, tasks)
@@ -165,6 +166,7 @@ class Runner:
                     "stage": stage,
                     "train": trained,
                     "evaluate": [t.name for t in self.eval_tasks(stage, tasks)],
+                    "general": list(self.config.eval.general_tasks) if stage in general else [],
                     "status": "done" if stage in done else "to do",
                 }
             )
@@ -265,8 +267,34 @@ class Runner:
         )
 
     # -- the run ----------------------------------------------------------------------------
+    def general_stages(self, n_tasks: int) -> list[int]:
+        """The stages after which ``eval.general_tasks`` are scored (none without tasks)."""
+        cfg = self.config.eval
+        if not cfg.general_tasks:
+            return []
+        stages = self.stages(n_tasks)
+        if cfg.general_stages is None:
+            return sorted({stages[0], stages[-1]})
+        unknown = sorted(set(cfg.general_stages) - set(stages))
+        if unknown:
+            raise UsageError(
+                f"eval.general_stages names stage(s) {unknown} this run does not have; "
+                f"its stages are {stages}"
+            )
+        return sorted(set(cfg.general_stages))
+
+    def check_general(self, n_tasks: int) -> list[int]:
+        """Before anything trains: lmms-eval is installed and knows every general task."""
+        stages = self.general_stages(n_tasks)
+        if stages:
+            from cvit_bench.plugins.lmms import general
+
+            general.check(self.config.eval.general_tasks, self.config.eval.general_include_path)
+        return stages
+
     def run(self) -> results_io.RunResults:
         tasks = self.task_order()
+        general_stages = self.check_general(len(tasks))
         info = self._claim_run_dir(tasks)
         stages = self.stages(len(tasks))
         finished = set(info.get("finished_stages", []))
@@ -283,6 +311,7 @@ class Runner:
         matrix_rows = self._load_rows("matrix.arrow", "matrix", finished)
         stage_rows = self._load_rows("stages.arrow", "stages", finished)
         control_rows = self._load_rows("controls.arrow", "controls", finished)
+        general_rows = self._load_rows("general.arrow", "general", finished)
         run_event = {
             "run_dir": str(self.run_dir),
             "config": self.config.to_dict(),
@@ -330,6 +359,11 @@ class Runner:
                     self._control_row(ctx, engine, stage, task, scores.get(task.name))
                     for task in trained_tasks
                 ]
+            if stage in general_stages:
+                general_rows = [r for r in general_rows if r["stage"] != stage] + [
+                    {"stage": stage, "trained_task": trained, **row}
+                    for row in self._evaluate_general(ctx, engine)
+                ]
             wall_s = time.perf_counter() - started
             if stage >= 1:
                 # every rank calls save_checkpoint (gathering sharded weights is collective);
@@ -371,6 +405,10 @@ class Runner:
                 if control_rows:
                     results_io.write_table(
                         self.run_dir / "controls.arrow", "controls", control_rows, provenance
+                    )
+                if general_stages:
+                    results_io.write_table(
+                        self.run_dir / "general.arrow", "general", general_rows, provenance
                     )
                 info["finished_stages"] = sorted(set(info["finished_stages"]) | {stage})
                 info["stage_wall_s"][str(stage)] = wall_s
@@ -499,6 +537,15 @@ class Runner:
             atomic_write_bytes(path, buffer.getvalue())
         return str(path)
 
+    def _evaluate_general(self, ctx: RunContext, engine: Any) -> list[dict[str, Any]]:
+        """lmms-eval's scores of ``eval.general_tasks`` on the model in memory."""
+        from cvit_bench.plugins.lmms import general
+
+        cfg = self.config.eval
+        return general.evaluate(
+            ctx, engine, cfg.general_tasks, cfg.general_include_path, cfg.general_limit
+        )
+
     def _write_predictions(
         self,
         stage: int,
@@ -572,9 +619,22 @@ class Runner:
             "git": _git_state(),
             "hardware": _hardware(),
             "config_identity": self.config.identity(),
+            **_general_provenance_of(self.config),
             "command": " ".join(sys.argv),
             "started": _now(),
         }
+
+
+def _general_provenance_of(config: RunConfig) -> dict[str, Any]:
+    if not config.eval.general_tasks:
+        return {}
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        lmms_version = version("lmms-eval")
+    except PackageNotFoundError:  # pragma: no cover - checked before the run starts
+        lmms_version = None
+    return {"general_tasks": list(config.eval.general_tasks), "lmms_eval_version": lmms_version}
 
 
 def _matrix_rows(

@@ -19,6 +19,12 @@ from .collect import Collection, RunRecord, mean_and_spread, short_hash, slugify
 TABLE_METRICS = ("MFT", "MFN", "MAA", "BWT", "FWT")
 """Metric columns of the benchmark tables (every metric is in the downloads)."""
 
+GENERAL_METRIC = "GR"
+GENERAL_DESCRIPTION = (
+    "general ability retained: for each lmms-eval task a run scores (eval.general_tasks), its "
+    "score after the last stage divided by its score before training, averaged, in %"
+)
+
 COST_KEYS = ("trainable_params", "stored_samples", "wall_s", "peak_mem_mb")
 SORT_METRIC = "MFN"
 
@@ -32,6 +38,8 @@ class Row:
     costs: dict[str, float]
     rank: int | None = None
     best: set[str] = field(default_factory=set)
+    general: tuple[float, float] = (math.nan, math.nan)
+    """GR (mean ± spread over seeds); NaN when the runs scored no general tasks."""
 
     @property
     def first(self) -> RunRecord:
@@ -188,7 +196,8 @@ def _row(runs: list[RunRecord]) -> Row:
         values = [r.costs.get(key) for r in runs]
         numbers = [float(v) for v in values if v is not None and not _isnan(v)]
         costs[key] = sum(numbers) / len(numbers) if numbers else math.nan
-    return Row(runs=runs, metrics=metrics, costs=costs)
+    general = mean_and_spread(r.general_retention for r in runs)
+    return Row(runs=runs, metrics=metrics, costs=costs, general=general)
 
 
 _STATUS_ORDER = {"ranked": 0, "reference": 1, "flagged": 2}

@@ -58,6 +58,9 @@ class RunRecord:
     flags: list[Flag]
     published: dict[str, Any] | None
     config_key: str
+    general: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """General ability kept per lmms-eval task (``RunResults.retention()``); empty when the
+    run scored no general tasks."""
 
     @property
     def run_dir(self) -> Path:
@@ -113,6 +116,13 @@ class RunRecord:
     def reference(self) -> bool:
         """A joint (multitask) or evaluation-only run: a reference point, not a contender."""
         return self.schedule != "sequential"
+
+    @property
+    def general_retention(self) -> float:
+        """GR: the mean over the run's general tasks of after-last / before-first, in %."""
+        ratios = [g["retention"] for g in self.general.values()]
+        finite = [r for r in ratios if isinstance(r, float) and math.isfinite(r)]
+        return 100.0 * sum(finite) / len(finite) if finite else math.nan
 
     @property
     def ranked(self) -> bool:
@@ -234,6 +244,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> RunRecord:
         flags=[],
         published=published,
         config_key="",
+        general=results.retention(),
     )
     record.flags = assess(record)
     record.slug = run_slug(record)

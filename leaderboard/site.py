@@ -46,7 +46,15 @@ from cvit_bench.harness.results import (
 )
 
 from . import exports
-from .board import TABLE_METRICS, BenchmarkBoard, Board, Row, make_board
+from .board import (
+    GENERAL_DESCRIPTION,
+    GENERAL_METRIC,
+    TABLE_METRICS,
+    BenchmarkBoard,
+    Board,
+    Row,
+    make_board,
+)
 from .collect import RunRecord, collect, git_state
 from .render import (
     asset,
@@ -459,12 +467,14 @@ def _index_page(site: _Site, board: Board) -> None:
     )
 
 
-def _metric_legend() -> str:
+def _metric_legend(general: bool = False) -> str:
     items = "".join(
         f"<dt>{esc(name)}</dt><dd>{esc(DESCRIPTIONS[name])} "
         f"({'higher' if HIGHER_IS_BETTER[name] else 'lower'} is better)</dd>"
         for name in METRIC_NAMES
     )
+    if general:
+        items += f"<dt>{GENERAL_METRIC}</dt><dd>{esc(GENERAL_DESCRIPTION)} (higher is better)</dd>"
     return f'<h2>Metrics</h2><dl class="facts">{items}</dl>'
 
 
@@ -484,6 +494,7 @@ TABLE_COLUMNS: list[tuple[str, str]] = (
         ("task_identity_at_inference", "bool"),
     ]
     + [c for name in METRIC_NAMES for c in ((name, "float64"), (f"{name}_spread", "float64"))]
+    + [(GENERAL_METRIC, "float64"), (f"{GENERAL_METRIC}_spread", "float64")]
     + [
         ("trainable_params", "float64"),
         ("stored_samples", "float64"),
@@ -508,6 +519,7 @@ RUN_COLUMNS: list[tuple[str, str]] = (
         ("schedule", "string"),
     ]
     + [(name, "float64") for name in METRIC_NAMES]
+    + [(GENERAL_METRIC, "float64")]
     + [
         ("trainable_params", "float64"),
         ("stored_samples", "float64"),
@@ -540,6 +552,7 @@ def _table_record(row: Row) -> dict[str, Any]:
     }
     for name in METRIC_NAMES:
         rec[name], rec[f"{name}_spread"] = row.metrics[name]
+    rec[GENERAL_METRIC], rec[f"{GENERAL_METRIC}_spread"] = row.general
     rec.update(
         {
             k: row.costs.get(k)
@@ -569,6 +582,7 @@ def _run_record(run: RunRecord) -> dict[str, Any]:
         "page": f"r/{run.slug}/index.html",
     }
     rec.update({name: run.metrics.get(name, math.nan) for name in METRIC_NAMES})
+    rec[GENERAL_METRIC] = run.general_retention
     rec.update(
         {
             k: run.costs.get(k)
@@ -649,6 +663,12 @@ def _benchmark_page(
             f'<th class="num" data-type="num" title="{esc(DESCRIPTIONS[name])}">'
             f"{esc(name)} {arrow}</th>"
         )
+    general = any(run.general for run in bench.runs)
+    if general:
+        head.append(
+            f'<th class="num" data-type="num" title="{esc(GENERAL_DESCRIPTION)}">'
+            f"{GENERAL_METRIC} ↑</th>"
+        )
     head += [
         '<th class="num" data-type="num" title="trainable parameters (largest stage)">Params</th>',
         '<th class="num" data-type="num" title="past training samples the method keeps">'
@@ -664,7 +684,7 @@ def _benchmark_page(
         f"<thead><tr>{''.join(head)}</tr></thead><tbody>"
     )
     for row in bench.rows:
-        body.append(_board_row(row))
+        body.append(_board_row(row, general))
     body.append("</tbody></table></div>")
     body.append(
         "<h2>Downloads</h2><ul class=downloads>"
@@ -674,7 +694,7 @@ def _benchmark_page(
         '<a href="runs.parquet">Parquet</a></li>'
         f'<li><a href="{ROOT2}board.json">board.json</a> (the whole board)</li></ul>'
     )
-    body.append(_metric_legend())
+    body.append(_metric_legend(general))
     site.write(
         f"{folder}/index.html",
         page(
@@ -688,7 +708,35 @@ def _benchmark_page(
     )
 
 
-def _board_row(row: Row) -> str:
+def _general_section(run: RunRecord) -> str:
+    """General ability (lmms-eval tasks scored inside the run) and how much of it was kept."""
+    if not run.general:
+        return ""
+    rows = "".join(
+        f"<tr><td>{esc(task)}</td><td>{esc(g['metric'])}</td>"
+        f'<td class="num">{esc(_general_value(g["before"]))}</td>'
+        f'<td class="num">{esc(_general_value(g["after"]))}</td>'
+        f'<td class="num">{esc(str(g["stage"]))}</td>'
+        f'<td class="num">{esc(fmt_score(100 * g["retention"]))}</td></tr>'
+        for task, g in sorted(run.general.items())
+    )
+    return (
+        "<h2>General ability (lmms-eval)</h2>"
+        '<p class="lead">lmms-eval tasks scored on the model inside the run, on lmms-eval\'s '
+        "scale (primary metric: the task's first). Retention = after / before, in %; "
+        f"{GENERAL_METRIC} is its mean: {esc(fmt_score(run.general_retention))}.</p>"
+        '<div class="table-wrap"><table class="tasks"><thead><tr><th>task</th><th>metric</th>'
+        '<th class="num">before training</th><th class="num">after</th>'
+        '<th class="num">after stage</th><th class="num">retention %</th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>"
+    )
+
+
+def _general_value(value: float) -> str:
+    return "–" if isnan(value) else f"{value:.4g}"
+
+
+def _board_row(row: Row, general: bool = False) -> str:
     run = row.first
     n = len(row.runs)
     cells = [
@@ -710,6 +758,8 @@ def _board_row(row: Row) -> str:
     for name in TABLE_METRICS:
         mean, spread = row.metrics[name]
         cells.append(_score_cell(name, mean, spread, name in row.best, n, name in ("BWT", "FWT")))
+    if general:
+        cells.append(_score_cell(GENERAL_METRIC, *row.general, False, n, False))
     costs = row.costs
     cells += [
         f'<td class="num c-params" data-v="{data_value(costs["trainable_params"])}">'
@@ -934,6 +984,7 @@ def _run_pages(
         )
     body.append("</div>")
     body.append(_task_table(run, trained_stage))
+    body.append(_general_section(run))
     body.append(_costs_section(run))
     body.append(_options_section(run, options or {}))
     body.append(_provenance_section(run))
