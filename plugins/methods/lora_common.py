@@ -12,10 +12,30 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cvit_bench.harness.config import config_field
+
 PROJECTOR_MODULE = "multi_modal_projector"
+
+
+@dataclass
+class LoRAOptions:
+    """The adapter options every LoRA-based method has; a method's config subclasses it and
+    adds its own fields (or redeclares one to change its default)."""
+
+    rank: int = config_field(16, help="LoRA rank r")
+    alpha: float = config_field(32.0, help="LoRA alpha (the update is scaled by alpha / r)")
+    dropout: float = config_field(0.0, help="dropout on the LoRA input")
+    targets: list[str] = config_field(
+        default_factory=list,
+        help="language-model linear layers to adapt, by name suffix (empty: the model's "
+        "default, all attention and MLP projections)",
+    )
+
+
 ADAPTER_DIR = "adapter"
 MERGED_DIR = "merged"
 

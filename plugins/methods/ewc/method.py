@@ -39,14 +39,7 @@ from cvit_bench.plugins.methods.seqlora.method import SeqLoRA
 
 
 @dataclass
-class EWCConfig:
-    rank: int = config_field(16, help="LoRA rank r")
-    alpha: float = config_field(32.0, help="LoRA alpha (the update is scaled by alpha / r)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt (empty: the model's default)",
-    )
+class EWCConfig(lora_common.LoRAOptions):
     ewc_lambda: float = config_field(
         5000.0, help="penalty strength lambda (the penalty is lambda/2 * sum F (theta-theta*)^2)"
     )

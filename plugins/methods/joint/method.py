@@ -10,20 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cvit_bench.harness import config_field
+from cvit_bench.plugins.methods import lora_common
 from cvit_bench.plugins.methods.seqlora.method import SeqLoRA
 
 
 @dataclass
-class JointConfig:
-    rank: int = config_field(16, help="LoRA rank r")
-    alpha: float = config_field(32.0, help="LoRA alpha (the update is scaled by alpha / r)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt (empty: the model's default)",
-    )
-
+class JointConfig(lora_common.LoRAOptions):
     merge_after_task = False
 
 

@@ -33,14 +33,7 @@ from cvit_bench.plugins.methods.seqlora.method import SeqLoRA
 
 
 @dataclass
-class LwFConfig:
-    rank: int = config_field(16, help="LoRA rank r")
-    alpha: float = config_field(32.0, help="LoRA alpha (the update is scaled by alpha / r)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt (empty: the model's default)",
-    )
+class LwFConfig(lora_common.LoRAOptions):
     temperature: float = config_field(2.0, help="distillation temperature T")
     distill_weight: float = config_field(
         1.0, help="weight of the distillation term next to the task loss"

@@ -29,15 +29,10 @@ STATE_FILE = "moelora.safetensors"
 
 
 @dataclass
-class MoELoRAConfig:
+class MoELoRAConfig(lora_common.LoRAOptions):
     rank: int = config_field(18, help="total LoRA rank r, split evenly over the experts")
     alpha: float = config_field(36.0, help="LoRA alpha (the mixture is scaled by alpha / r)")
     experts: int = config_field(6, help="number of experts E (r must be divisible by E)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt (empty: the model's default)",
-    )
 
 
 class MoELoRA(MethodBase):

@@ -35,14 +35,7 @@ STATE_FILE = "olora.safetensors"
 
 
 @dataclass
-class OLoRAConfig:
-    rank: int = config_field(16, help="LoRA rank of each task's adapter")
-    alpha: float = config_field(32.0, help="LoRA alpha of each adapter (scaled by alpha / rank)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt (empty: the model's default)",
-    )
+class OLoRAConfig(lora_common.LoRAOptions):
     orth_lambda: float = config_field(
         0.05, help="weight of the orthogonality penalty sum |A_cur A_prev^T|"
     )

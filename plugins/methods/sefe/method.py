@@ -30,20 +30,16 @@ import torch
 
 from cvit_bench.harness import config_field
 from cvit_bench.harness.types import MethodRequirements, TaskInfo
+from cvit_bench.plugins.methods import lora_common
 from cvit_bench.plugins.methods.seqlora.method import SeqLoRA
 
 ADAPTER = "default"
 
 
 @dataclass
-class SEFEConfig:
+class SEFEConfig(lora_common.LoRAOptions):
     rank: int = config_field(128, help="LoRA rank r (SEFE: 128)")
     alpha: float = config_field(256.0, help="LoRA alpha (SEFE: 256; updates scaled by alpha / r)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt (empty: the model's default)",
-    )
     keep_ratio: float = config_field(
         0.02,
         help="share of each layer's positions kept after a task: the largest |B A| entries "

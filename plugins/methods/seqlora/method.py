@@ -20,15 +20,7 @@ from cvit_bench.plugins.methods import lora_common
 
 
 @dataclass
-class SeqLoRAConfig:
-    rank: int = config_field(16, help="LoRA rank r")
-    alpha: float = config_field(32.0, help="LoRA alpha (the update is scaled by alpha / r)")
-    dropout: float = config_field(0.0, help="dropout on the LoRA input")
-    targets: list[str] = config_field(
-        default_factory=list,
-        help="language-model linear layers to adapt, by name suffix (empty: the model's "
-        "default, all attention and MLP projections)",
-    )
+class SeqLoRAConfig(lora_common.LoRAOptions):
     merge_after_task: bool = config_field(
         False,
         help="merge the adapter into the base after each task and start a fresh one "
