@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import random
 import statistics
 import tempfile
@@ -96,12 +97,26 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="*")
     parser.add_argument("--cache", type=Path, default=None, help="cache folder (default: temp)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a tiny-llava option (e.g. pretrain_steps=1200); repeatable",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         bench = SynthCoin({})
-        adapter = TinyLlava(TinyLlavaConfig())
+        options = {}
+        for item in args.model_arg:
+            key, _, value = item.partition("=")
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
+        adapter = TinyLlava(TinyLlavaConfig(**options))
         ctx = make_context(root, bench, adapter)
         if args.cache is not None:
             ctx = dataclasses.replace(ctx, cache_dir=args.cache)
