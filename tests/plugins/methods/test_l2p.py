@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import check_resume, tiny_context, train_stage
+from method_helpers import check_resume, tiny_context, train_stage
 
 from cvit_bench.plugins.methods.l2p.method import L2P, L2PConfig
 

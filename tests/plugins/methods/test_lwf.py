@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import check_resume, tiny_context, train_stage
+from method_helpers import check_resume, tiny_context, train_stage
 
 from cvit_bench.plugins.methods.lwf.method import LwF, LwFConfig, distillation_loss
 

@@ -105,7 +105,7 @@ def test_unsupported_method_is_refused_before_anything_is_written(name, tmp_path
 def test_hide_routes_by_qwen2_vl_image_features(tmp_path):
     """HiDe's anchors on Qwen2-VL come from its own vision transformer (embedding-mean)."""
     import torch
-    from conftest import toy_run
+    from method_helpers import toy_run
 
     from cvit_bench.plugins.methods.hide.method import HiDe
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import check_resume
+from method_helpers import check_resume
 
 from cvit_bench.harness.errors import UsageError
 from cvit_bench.harness.types import Sample
@@ -69,7 +69,7 @@ def test_bad_options_are_usage_errors():
 
 
 def test_training_data_holds_the_buffer_and_only_new_samples_enter_it(tmp_path):
-    from conftest import tiny_context, train_stage
+    from method_helpers import tiny_context, train_stage
 
     method = Replay(ReplayConfig(fraction=0.5))
     ctx = tiny_context(tmp_path, method)

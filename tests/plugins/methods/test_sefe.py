@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import toy_run
+from method_helpers import toy_run
 
 from cvit_bench.harness.plugins import get_plugin_manager
 from cvit_bench.harness.results import read_table
