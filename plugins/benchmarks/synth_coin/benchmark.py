@@ -51,7 +51,9 @@ class SynthCoinConfig(RealBenchmarkConfig):
         "the run's seed, so runs with different seeds see the same data)",
     )
     train_per_task: int = config_field(
-        _DEFAULTS.train_per_task, help="training items generated per task"
+        _DEFAULTS.train_per_task,
+        help="training items generated per task (twice as many for ScienceQA, Grounding and "
+        "OCRVQA, the tasks a tiny model is slowest to learn)",
     )
     eval_per_task: int = config_field(_DEFAULTS.eval_per_task, help="test items generated per task")
     image_size: int = config_field(
@@ -86,9 +88,9 @@ class SynthCoin(Coin):
     reference_model: ClassVar[str | None] = "tiny-llava"
     SPECS: ClassVar[tuple[TaskSpec, ...]] = SYNTH_SPECS
     needs_data_root: ClassVar[bool] = False
-    # Two passes over each task's 1,000 items (250 steps of 8): trained from tiny-llava's
-    # pretrained base for one pass, Grounding scored 26.0 against its majority answer's 11.5
-    # (two passes: 40.5).
+    # Two passes over each task's training items: 250 steps of 8 on 1,000 items, 500 on the
+    # 2,000 of ScienceQA, Grounding and OCR-VQA (``TaskSpec.train_scale``). From tiny-llava's
+    # pretrained base, one pass left Grounding at 26.0 against its majority answer's 11.5.
     run_defaults: ClassVar[dict[str, Any]] = {"train": {"epochs": 2.0}}
 
     def __init__(self, config: Any = None) -> None:

@@ -72,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     root = generate(args.out, settings)
     seconds = time.perf_counter() - start
+    from .tasks import TASKS
+
+    larger = ", ".join(
+        f"{t.name} {settings.count('train', t)}" for t in TASKS if t.train_scale != 1
+    )
     print(
         f"wrote synth-coin to {root}: 8 tasks x ({settings.train_per_task} train + "
-        f"{settings.eval_per_task} test) items, {settings.image_size}x{settings.image_size} "
-        f"images, seed {settings.seed} ({seconds:.1f} s)"
+        f"{settings.eval_per_task} test) items (train: {larger}), "
+        f"{settings.image_size}x{settings.image_size} images, seed {settings.seed} "
+        f"({seconds:.1f} s)"
     )
     return 0

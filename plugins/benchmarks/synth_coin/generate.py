@@ -38,7 +38,7 @@ from cvit_bench.harness.errors import DataError, UsageError
 
 from .tasks import TASKS, Drawn, TaskSpec
 
-GENERATOR_VERSION = "10"
+GENERATOR_VERSION = "11"
 """Changes whenever the same settings would produce different files."""
 
 MANIFEST = "synth-coin.json"
@@ -67,8 +67,12 @@ class SynthSettings:
                 f"synth-coin images must be at least 16 pixels wide (got {self.image_size})"
             )
 
-    def count(self, split: str) -> int:
-        return self.train_per_task if split == "train" else self.eval_per_task
+    def count(self, split: str, spec: TaskSpec | None = None) -> int:
+        """Items of ``split`` for the task ``spec`` (training items scale with its
+        ``train_scale``; without a task, the per-task setting itself)."""
+        if split != "train":
+            return self.eval_per_task
+        return self.train_per_task * (spec.train_scale if spec is not None else 1)
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -76,6 +80,7 @@ class SynthSettings:
             "generator_version": GENERATOR_VERSION,
             **asdict(self),
             "tasks": [t.name for t in TASKS],
+            "train_items": {t.name: self.count("train", t) for t in TASKS},
         }
 
     def digest(self) -> str:
@@ -110,7 +115,7 @@ def draw_items(spec: TaskSpec, settings: SynthSettings) -> Iterator[tuple[str, i
     seen: set[tuple[Any, ...]] = set()
     for split in SPLITS:
         blocks: dict[int, np.ndarray] = {}
-        for index in range(settings.count(split)):
+        for index in range(settings.count(split, spec)):
             cls = _balanced_class(settings, task_index, split, index, spec.classes, blocks)
             for attempt in range(_MAX_ATTEMPTS):
                 rng = _rng(settings.seed, task_index, _SPLIT_CODE[split], 0, index, attempt)
@@ -119,7 +124,7 @@ def draw_items(spec: TaskSpec, settings: SynthSettings) -> Iterator[tuple[str, i
                     break
             else:
                 raise DataError(
-                    f"synth-coin {spec.name}: could not draw {settings.count(split)} "
+                    f"synth-coin {spec.name}: could not draw {settings.count(split, spec)} "
                     f"distinct {split} items at image size {settings.image_size}; "
                     "ask for fewer items or larger images"
                 )
@@ -143,7 +148,7 @@ class _TaskWriter:
 
     def names(self, split: str, index: int) -> tuple[Any, str]:
         """(id, image path relative to the root) of item ``index`` of ``split``."""
-        name, train_n = self.spec.name, self.settings.train_per_task
+        name, train_n = self.spec.name, self.settings.count("train", self.spec)
         if name == "ScienceQA":
             pid = str(index + 1 + (train_n if split == "test" else 0))
             return pid, f"ScienceQA/{split}/{pid}/image.png"

@@ -26,7 +26,7 @@ from cvit_bench.plugins.benchmarks.synth_coin.pretraining import (
     KINDS,
     pretraining_samples,
 )
-from cvit_bench.plugins.benchmarks.synth_coin.tasks import TASKS
+from cvit_bench.plugins.benchmarks.synth_coin.tasks import SPECS, TASKS
 
 COIN_ORDER = ["ScienceQA", "TextVQA", "ImageNet", "GQA", "VizWiz", "Grounding", "VQAv2", "OCRVQA"]
 SMALL = SynthSettings(seed=3, train_per_task=120, eval_per_task=60, image_size=32)
@@ -70,7 +70,7 @@ def test_files_follow_coin_layout_and_formats(data_root: Path):
     for task in COIN_ORDER:
         train = json.loads((data_root / "annotations" / task / "train.json").read_text())
         test = json.loads((data_root / "annotations" / task / "test.json").read_text())
-        assert len(train) == SMALL.train_per_task and len(test) == SMALL.eval_per_task
+        assert len(train) == SMALL.count("train", SPECS[task]) and len(test) == SMALL.eval_per_task
         for item in train:
             assert set(item) == {"id", "image", "conversations"}
             human, gpt = item["conversations"]
@@ -81,6 +81,17 @@ def test_files_follow_coin_layout_and_formats(data_root: Path):
             assert {"question_id", "image", "text", "answer"} <= set(item)
             assert "<image>" not in item["text"]
             assert (data_root / item["image"]).is_file()
+    # the three tasks slowest to learn get twice the training items; the manifest says how
+    # many each task has
+    manifest = json.loads((data_root / "synth-coin.json").read_text())
+    slow = ("ScienceQA", "Grounding", "OCRVQA")
+    assert manifest["train_items"] == {
+        t: SMALL.train_per_task * (2 if t in slow else 1) for t in COIN_ORDER
+    }
+    # OCR-VQA asks for the title and for the genre equally often
+    ocr = json.loads((data_root / "annotations/OCRVQA/train.json").read_text())
+    genre = sum("genre" in i["conversations"][0]["value"] for i in ocr)
+    assert genre == len(ocr) // 2, (genre, len(ocr))
     grounding = json.loads((data_root / "annotations/Grounding/test.json").read_text())
     assert all(isinstance(i["answer_bbox"], str) and i["size"] == [32, 32] for i in grounding)
     with Image.open(data_root / grounding[0]["image"]) as image:
@@ -100,7 +111,7 @@ def test_the_coin_reader_reads_it(bench: SynthCoin, data_root: Path):
         ours, theirs = bench.eval_samples(task), coin.eval_samples(task)
         assert [s.id for s in ours] == [s.id for s in theirs]
         assert [s.answer for s in ours] == [s.answer for s in theirs]
-        assert len(bench.train_samples(task)) == SMALL.train_per_task
+        assert len(bench.train_samples(task)) == SMALL.count("train", SPECS[task])
         sample = bench.train_samples(task)[0]
         assert Path(sample.image).is_file() and sample.prompt and sample.answer
         assert "<image>" not in sample.prompt
@@ -129,7 +140,7 @@ def test_train_and_test_are_disjoint(bench: SynthCoin):
         keys = {"train": set(), "test": set()}
         for split, _, drawn in draw_items(spec, SMALL):
             keys[split].add(drawn.key)
-        assert len(keys["train"]) == SMALL.train_per_task
+        assert len(keys["train"]) == SMALL.count("train", spec)
         assert len(keys["test"]) == SMALL.eval_per_task
         assert not keys["train"] & keys["test"], spec.name
         train, test = bench.train_samples(spec.name), bench.eval_samples(spec.name)
