@@ -309,10 +309,18 @@ class ChatAdapterBase:
         batch.update(self.image_inputs(samples))
         return batch
 
-    def collate_train(self, samples: Sequence[Sample], max_length: int) -> dict[str, Any]:
+    def collate_train(
+        self,
+        samples: Sequence[Sample],
+        max_length: int,
+        encoded: Sequence[tuple[list[int], list[int]]] | None = None,
+    ) -> dict[str, Any]:
+        """A right-padded training batch. ``encoded``: the samples' ``encode_train`` results
+        when the caller already has them (a loop over the same samples many times)."""
         import torch
 
-        encoded = [self.encode_train(s, max_length) for s in samples]
+        if encoded is None:
+            encoded = [self.encode_train(s, max_length) for s in samples]
         batch = self._batch(samples, [e[0] for e in encoded], left=False)
         labels = pad_sequences([e[1] for e in encoded], IGNORE_INDEX, left=False)
         batch["labels"] = torch.tensor(labels)
