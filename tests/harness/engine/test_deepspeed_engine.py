@@ -105,6 +105,15 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
+def _worker(command: list[str]) -> None:
+    """Run an engine worker command; on failure, fail with the end of its output."""
+    done = subprocess.run(command, env=_clean_env(), timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, (
+        f"{' '.join(command[:6])} ... exited {done.returncode}:\n"
+        f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    )
+
+
 @pytest.mark.slow
 def test_two_processes_through_torchrun_match_one_process(tmp_path):
     """Same data order and global batch (4): one process accumulating two micro-batches of 2
@@ -112,12 +121,8 @@ def test_two_processes_through_torchrun_match_one_process(tmp_path):
     weights and give the same predictions (evaluation sharded over the two ranks and gathered)."""
     common = ["--root", str(tmp_path), "--batch", "2", "--steps", "6", "--eval-batch", "3"]
     single, double = tmp_path / "single.json", tmp_path / "double.json"
-    subprocess.run(
-        [sys.executable, str(WORKER), *common, "--accum", "2", "--zero", "0", "--out", str(single)],
-        check=True,
-        env=_clean_env(),
-        timeout=600,
-        capture_output=True,
+    _worker(
+        [sys.executable, str(WORKER), *common, "--accum", "2", "--zero", "0", "--out", str(single)]
     )
     launcher = [
         sys.executable,
@@ -128,13 +133,7 @@ def test_two_processes_through_torchrun_match_one_process(tmp_path):
         "--master_port",
         str(free_port()),
     ]
-    subprocess.run(
-        [*launcher, str(WORKER), *common, "--accum", "1", "--zero", "2", "--out", str(double)],
-        check=True,
-        env=_clean_env(),
-        timeout=600,
-        capture_output=True,
-    )
+    _worker([*launcher, str(WORKER), *common, "--accum", "1", "--zero", "2", "--out", str(double)])
     a, b = json.loads(single.read_text()), json.loads(double.read_text())
     assert (a["world"], b["world"]) == (1, 2)
     assert a["global_batch"] == b["global_batch"] == 4
@@ -153,13 +152,7 @@ def test_gradient_checkpointing_and_projector_training_through_the_engine(tmp_pa
     common = ["--root", str(tmp_path), "--batch", "2", "--steps", "4", "--projector-lr", "1e-3"]
     plain, ckpt = tmp_path / "plain.json", tmp_path / "ckpt.json"
     for out, extra in ((plain, []), (ckpt, ["--gradient-checkpointing"])):
-        subprocess.run(
-            [sys.executable, str(WORKER), *common, *extra, "--out", str(out)],
-            check=True,
-            env=_clean_env(),
-            timeout=600,
-            capture_output=True,
-        )
+        _worker([sys.executable, str(WORKER), *common, *extra, "--out", str(out)])
     a, b = json.loads(plain.read_text()), json.loads(ckpt.read_text())
     assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
     assert a["predictions"] == b["predictions"]
