@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import select
+import signal
 import sys
 import time
 from pathlib import Path
@@ -56,6 +57,10 @@ class Terminal:
         env = {**os.environ, "TERM": "dumb", "PYTHONIOENCODING": "utf-8"}
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: stdin, stdout and stderr are the terminal
+            # a foreground job of a terminal: Ctrl-C interrupts it, even when these tests were
+            # started where SIGINT is ignored (a background job inherits SIG_IGN through exec,
+            # and Python then raises no KeyboardInterrupt)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.execvpe(argv[0], argv, env)
         self.seen = ""
 
@@ -138,9 +143,7 @@ def test_interactive_chat_through_a_terminal(tiny_run_dir, stage2, questions):
         # Ctrl-C while an answer is being written stops it; the chat goes on
         assert "after 500 new tokens" in term.command("/tokens 500")
         term.send(typed("hello there"))  # the untrained model rambles on
-        # once the answer is streaming: a Ctrl-C sent the moment the label showed was once
-        # answered only after all 500 tokens
-        term.expect(r"ASSISTANT> [^\n]{4}")
+        term.expect(r"ASSISTANT> ")
         term.send(b"\x03")
         term.expect(r"\[stopped; the unfinished answer is not kept\]\nUSER> ")
         term.send(b"\x04")  # Ctrl-D
