@@ -420,8 +420,9 @@ class TaskSpec:
             measured on the caption-pretrained base. ScienceQA, the first task, from a fresh
             adapter: 45.7 +- 3.0 at 250 steps, 72.0 +- 7.3 at 500 (seeds 0-2; majority 25).
             Grounding and OCR-VQA from the adapter seqlora leaves after the tasks before them
-            (seed 0): Grounding 30.5 -> 37.0, OCR-VQA 16.0 -> 57.5 (its genre questions
-            answered with titles at 250 steps). In COIN too the task sizes differ tenfold.
+            (one seed each, on earlier bases): Grounding 30.5 -> 37.0, OCR-VQA 16.0 -> 57.5
+            (its genre questions answered with titles at 250 steps). COIN's task sizes differ
+            by an order of magnitude too.
     """
 
     name: str
