@@ -14,16 +14,17 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import random
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
 
+from cvit_bench.harness.config import apply_override, build_dataclass
 from cvit_bench.harness.types import Prediction
 from cvit_bench.plugins.benchmarks.synth_coin.benchmark import SynthCoin
 from cvit_bench.plugins.methods import lora_common
@@ -109,14 +110,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         bench = SynthCoin({})
-        options = {}
+        options: dict[str, Any] = {}
         for item in args.model_arg:
-            key, _, value = item.partition("=")
-            try:
-                options[key] = json.loads(value)
-            except json.JSONDecodeError:
-                options[key] = value
-        adapter = TinyLlava(TinyLlavaConfig(**options))
+            apply_override(options, item)
+        adapter = TinyLlava(build_dataclass(TinyLlavaConfig, options, "model"))
         ctx = make_context(root, bench, adapter)
         if args.cache is not None:
             ctx = dataclasses.replace(ctx, cache_dir=args.cache)
