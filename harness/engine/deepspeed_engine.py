@@ -14,7 +14,16 @@ Training (one ``deepspeed.initialize`` per task, because methods add parameters 
   processes with ``grad_accum = 1`` see the same samples in every step;
 * precision: bf16 on GPU, fp32 on CPU (``train.precision``); ZeRO stage from
   ``train.zero_stage`` (stages 2 and 3 read ``configs/zero2.json`` / ``configs/zero3.json``);
-  ``train.deepspeed_config`` is merged over the generated config last.
+  ``train.deepspeed_config`` is merged over the generated config last;
+* below ZeRO-3, DeepSpeed is handed a :class:`TrainableView` of the model: a module whose
+  parameters are the trainable ones only, whose forward is the whole model's. DeepSpeed walks
+  its module's parameters several times a step (zeroing, clipping, gathering gradients for
+  reduction); over a frozen multi-billion-parameter base that walk is noise, over the tiny
+  model it was a tenth of every step. The frozen weights are placed and cast here as DeepSpeed
+  would have (the accelerator; bf16 params, buffers kept). ZeRO-3 partitions the whole model's
+  weights, so it gets the model itself, and when the task is trained the model is made whole
+  again (:func:`unshard`): between tasks (evaluation, saving adapters, a method's after-task
+  step, the next task's set-up) every rank holds every weight, as under the other stages.
 
 Evaluation: the samples are split over ranks (sample ``i`` goes to rank ``i % world_size``),
 each rank generates its share in batches sorted by prompt length, and the predictions are
@@ -33,7 +42,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..types import Prediction, Sample, TaskInfo
-from .distributed import all_gather_objects, ensure_distributed, rank_and_world
+from .distributed import all_gather_objects, ensure_distributed, local_device, rank_and_world
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -82,12 +91,45 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def place_model(model: Any, bf16: bool) -> None:
+    """Move ``model`` to this process's accelerator and, for ``bf16``, cast its floating-point
+    parameters (not its buffers) to bf16: what ``deepspeed.initialize`` does to the module it is
+    given."""
+    import torch
+
+    device = local_device()
+    if next(model.parameters()).device != device:
+        model.to(device)
+    if bf16:
+        for param in model.parameters():
+            if param.is_floating_point() and param.dtype != torch.bfloat16:
+                param.data = param.data.to(torch.bfloat16)
+
+
+def trainable_view(model: Any, params: Sequence[Any]) -> Any:
+    """A :class:`TrainableView` of ``model`` holding ``params``."""
+    import torch
+
+    class TrainableView(torch.nn.Module):
+        """Owns the trainable parameters (the same tensors as the model's) and holds the model
+        outside its module tree, so ``parameters()`` never walks the frozen base."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.trainable = torch.nn.ParameterList(params)
+            self.held = (model,)
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return self.held[0](*args, **kwargs)
+
+    return TrainableView()
+
+
 class DeepSpeedEngine:
     """The :class:`~cvit_bench.harness.protocols.Engine` for LLaVA-family adapters."""
 
     def __init__(self, adapter: Any) -> None:
         self.adapter = adapter
-        self.ds_engine: Any = None  # kept only under ZeRO-3, whose parameters stay partitioned
         self.last_stats: dict[str, Any] = {}
 
     # -- configuration -------------------------------------------------------------------
@@ -158,7 +200,6 @@ class DeepSpeedEngine:
 
         cfg = ctx.config.train
         rank, world = ensure_distributed()
-        self.release()
         if not samples:
             return {
                 "steps": 0,
@@ -196,16 +237,23 @@ class DeepSpeedEngine:
                 gradient_checkpointing_kwargs={"use_reentrant": False}
             )
         model.train()
+        module = model
+        if cfg.zero_stage < 3:
+            place_model(model, use_bf16(cfg.precision))
+            module = trainable_view(model, [p for g in groups for p in g["params"]])
         ds_engine, _, _, _ = deepspeed.initialize(
-            model=model,
+            model=module,
             model_parameters=groups,
             lr_scheduler=make_scheduler,
             config=self.deepspeed_config(ctx, world),
             dist_init_required=False,
         )
+        if world == 1 and cfg.zero_stage == 0:
+            # an all-reduce over a world of one changes nothing but costs a gloo round trip
+            ds_engine.enable_backward_allreduce = False
         dtype = torch.bfloat16 if use_bf16(cfg.precision) else torch.float32
         losses: list[float] = []
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for step in range(steps):
             batch_ids = order[step * global_batch : (step + 1) * global_batch]
             step_loss = 0.0
@@ -219,12 +267,12 @@ class DeepSpeedEngine:
                 ds_engine.step()
                 step_loss += float(loss.detach()) / cfg.grad_accum
             losses.append(_mean_over_ranks(step_loss, world, ds_engine.device))
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_disable()
         model.eval()
         if cfg.zero_stage == 3:
-            self.ds_engine = ds_engine
+            unshard(ds_engine, model)
         else:
             ds_engine.destroy()
         tail = losses[-max(1, min(10, len(losses))) :]
@@ -237,6 +285,7 @@ class DeepSpeedEngine:
             "trainable_params": trainable,
             "peak_mem_mb": peak_memory_mb(),
             "train_wall_s": wall,
+            "train_cpu_s": cpu,
             "samples_per_s": steps * global_batch / max(wall, 1e-9),
             "world_size": world,
             "global_batch": global_batch,
@@ -244,17 +293,11 @@ class DeepSpeedEngine:
         }
         return dict(self.last_stats)
 
-    def release(self) -> None:
-        """Drop a ZeRO-3 engine kept from the previous task."""
-        if self.ds_engine is not None:
-            self.ds_engine.destroy()
-            self.ds_engine = None
-
     # -- evaluation ----------------------------------------------------------------------
     def generation_model(self, ctx: Any) -> Any:
-        if self.ds_engine is not None:
-            return self.ds_engine.module
-        return ctx.model.model
+        model = ctx.model.model
+        place_model(model, bf16=False)
+        return model
 
     def predict(self, ctx: Any, task: TaskInfo, samples: Sequence[Sample]) -> list[Prediction]:
         import torch
@@ -289,6 +332,34 @@ class DeepSpeedEngine:
             )
             for i in range(len(samples))
         ]
+
+
+def unshard(ds_engine: Any, model: Any) -> None:
+    """Make ``model`` an ordinary module again after a ZeRO-3 engine trained it.
+
+    ZeRO-3 keeps each rank's shard of every weight, empties the parameters between uses,
+    replaces each module's parameter table with one that fetches on access, and hooks every
+    module. Here every weight is gathered in full, the engine (its hooks) is destroyed, and
+    every parameter is replaced by a plain one holding the full weight, shared parameters
+    staying shared; ``requires_grad`` is kept."""
+    import deepspeed
+    import torch
+
+    modules = list(model.modules())
+    originals = {id(p): p for m in modules for p in m._parameters.values() if p is not None}
+    full: dict[int, Any] = {}
+    with deepspeed.zero.GatheredParameters(list(originals.values())):
+        for key, param in originals.items():
+            full[key] = param.detach().clone()
+    ds_engine.destroy()
+    fresh = {
+        key: torch.nn.Parameter(full[key], requires_grad=originals[key].requires_grad)
+        for key in originals
+    }
+    for module in modules:
+        module._parameters = {
+            name: (None if p is None else fresh[id(p)]) for name, p in module._parameters.items()
+        }
 
 
 def _mean_over_ranks(value: float, world: int, device: Any) -> float:

@@ -90,6 +90,15 @@ def ensure_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def local_device() -> Any:
+    """This process's accelerator (``cuda:LOCAL_RANK``) when there is one, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
 def rank_and_world() -> tuple[int, int]:
     """``(rank, world_size)``: from the process group when there is one, else ``(0, 1)``
     unless a launcher started several processes (then the group is set up)."""

@@ -1,7 +1,9 @@
 """Train tiny-llava + seqlora on the toy benchmark through the DeepSpeed engine; write results.
 
 Run directly (one process) or under ``torchrun`` / ``deepspeed`` (several); rank 0 writes
-``--out`` as JSON: per-step losses, the trained LoRA weights' checksums and the predictions.
+``--out`` as JSON: per-step losses, the trained LoRA weights' checksums, the frozen weights'
+checksum before and after, and the predictions on the last task trained. ``--stages 2`` trains
+the toy benchmark's two tasks in sequence, as the runner does.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--eval-batch", type=int, default=4)
     parser.add_argument("--projector-lr", type=float, default=None)
     parser.add_argument("--gradient-checkpointing", action="store_true")
+    parser.add_argument("--stages", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -50,23 +53,40 @@ def main(argv: list[str]) -> None:
     model.build(ctx)
     method.setup(ctx)
     engine = model.create_engine(ctx)
-    ctx.stage = 1
-    task = ctx.tasks[0]
-    stats = engine.train(ctx, task, bench.train_samples(task.name))
+
+    def frozen() -> float:
+        return sum(
+            float(p.detach().double().sum())
+            for n, p in model.model.named_parameters()
+            if "lora_" not in n and "multi_modal_projector" not in n
+        )
+
+    frozen_before = frozen()
+    losses = []
+    for stage in range(1, args.stages + 1):
+        ctx.stage = stage
+        task = ctx.tasks[(stage - 1) % len(ctx.tasks)]
+        method.before_task(ctx, task)
+        samples = list(method.training_samples(ctx, task, bench.train_samples(task.name)))
+        stats = engine.train(ctx, task, samples)
+        method.after_task(ctx, task, samples)
+        losses += stats["losses"]
     preds = engine.predict(ctx, task, bench.eval_samples(task.name))
     import torch.distributed as dist
 
     weights = {
         n: float(p.detach().double().sum())
         for n, p in model.model.named_parameters()
-        if p.requires_grad
+        if "lora_" in n or p.requires_grad
     }
     if dist.get_rank() == 0:
         with open(args.out, "w") as handle:
             json.dump(
                 {
-                    "losses": stats["losses"],
+                    "losses": losses,
                     "weights": weights,
+                    "frozen_before": frozen_before,
+                    "frozen_after": frozen(),
                     "world": stats["world_size"],
                     "global_batch": stats["global_batch"],
                     "predictions": [[p.id, p.text] for p in preds],

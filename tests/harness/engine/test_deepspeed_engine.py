@@ -157,3 +157,25 @@ def test_gradient_checkpointing_and_projector_training_through_the_engine(tmp_pa
     assert a["losses"] == pytest.approx(b["losses"], rel=1e-6)
     assert a["predictions"] == b["predictions"]
     assert any("multi_modal_projector" in name for name in a["weights"])
+
+
+@pytest.mark.slow
+def test_zero3_trains_task_after_task_like_zero0(tmp_path):
+    """ZeRO-3 partitions the whole model while a task trains; after it the model is whole
+    again, so the next task's set-up, evaluation and the weights are those of ZeRO-0 (where
+    DeepSpeed sees only the trainable parameters). The frozen base stays as it was."""
+    common = ["--root", str(tmp_path), "--batch", "2", "--steps", "3", "--stages", "2"]
+    runs = {}
+    for zero in (0, 3):
+        out = tmp_path / f"zero{zero}.json"
+        _worker([sys.executable, str(WORKER), *common, "--zero", str(zero), "--out", str(out)])
+        runs[zero] = json.loads(out.read_text())
+    a, b = runs[0], runs[3]
+    assert len(a["losses"]) == 6 and a["losses"] == pytest.approx(b["losses"], rel=1e-5)
+    assert a["weights"].keys() == b["weights"].keys() and len(a["weights"]) > 0
+    for name, value in a["weights"].items():
+        assert value == pytest.approx(b["weights"][name], rel=1e-5, abs=1e-6), name
+    assert a["predictions"] == b["predictions"]
+    for run in (a, b):
+        assert run["frozen_after"] == run["frozen_before"] != 0
+        assert any(v != 0 for k, v in run["weights"].items() if "lora_B" in k)  # it trained
