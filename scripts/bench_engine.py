@@ -5,8 +5,11 @@ the same order, same optimizer (torch AdamW), schedule, clipping and precision (
 Rounds alternate plain / ZeRO-0 / ZeRO-2 on one built model (images decoded beforehand) so
 that a machine whose load changes affects all three alike; the median of the rounds is
 reported. Timing covers the training steps (batching included), not DeepSpeed's initialisation.
+Two clocks: wall time, and the process's CPU time (user + system, all threads), which tells
+a loop that did more work from a machine that ran slower for a while. The model trains with
+``--threads`` torch threads (tiny-llava's default is one).
 
-    python scripts/bench_engine.py --steps 40 --batch 8 --rounds 3
+    python scripts/bench_engine.py --steps 60 --batch 8 --rounds 7
     python scripts/bench_engine.py --compile-time   # DeepSpeed's one-time op build, fresh cache
 """
 
@@ -23,7 +26,7 @@ import time
 from pathlib import Path
 
 
-def build(root: Path, batch: int, steps: int, zero: int):
+def build(root: Path, batch: int, steps: int, zero: int, threads: int = 1):
     from cvit_bench.harness.config import build_dataclass
     from cvit_bench.harness.plugins import get_plugin_manager
     from cvit_bench.plugins.methods.seqlora.method import SeqLoRA, SeqLoRAConfig
@@ -32,7 +35,7 @@ def build(root: Path, batch: int, steps: int, zero: int):
 
     bench_cls = get_plugin_manager().benchmark("synth-coin")
     bench = bench_cls(build_dataclass(bench_cls.config_class, {}, "bench"))
-    model = TinyLlava(TinyLlavaConfig(pretrain_steps=0))
+    model = TinyLlava(TinyLlavaConfig(pretrain_steps=0, threads=threads))
     method = SeqLoRA(SeqLoRAConfig())
     train = {"max_steps": steps, "batch_size": batch, "lr": 1e-3, "zero_stage": zero}
     ctx = make_context(root, bench, model, method, {"train": train})
@@ -44,7 +47,7 @@ def build(root: Path, batch: int, steps: int, zero: int):
     return ctx
 
 
-def plain_loop(ctx, samples) -> float:
+def plain_loop(ctx, samples) -> tuple[float, float]:
     """The reference: a hand-written loop doing what the engine does, minus DeepSpeed."""
     import math
 
@@ -66,7 +69,7 @@ def plain_loop(ctx, samples) -> float:
     )
     order = data_order(len(samples), steps, cfg.batch_size, ctx.config.seed, ctx.stage)
     model.train()
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
         idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
         batch = ctx.model.collate_train([samples[i] for i in idx], cfg.max_length)
@@ -76,9 +79,9 @@ def plain_loop(ctx, samples) -> float:
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     model.eval()
-    return steps * cfg.batch_size / wall
+    return steps * cfg.batch_size / wall, steps * cfg.batch_size / cpu
 
 
 def compile_time() -> float:
@@ -112,35 +115,40 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (tiny-llava's default: 1)"
+    )
     parser.add_argument("--compile-time", action="store_true")
     args = parser.parse_args()
     if args.compile_time:
         fresh, cached = compile_time()
         print(json.dumps({"first_init_fresh_cache_s": fresh, "first_init_cached_s": cached}))
         return
-    import torch
-
-    torch.set_num_threads(args.threads)
     from cvit_bench.harness.engine import DeepSpeedEngine
 
-    results: dict[str, list[float]] = {"plain": [], "zero0": [], "zero2": []}
+    names = ("plain", "zero0", "zero2")
+    results: dict[str, list[float]] = {k: [] for k in names}
+    per_cpu_s: dict[str, list[float]] = {k: [] for k in names}
     with tempfile.TemporaryDirectory() as tmp:
         # one model for every round: speed does not depend on the LoRA's values, and the
         # images are decoded once, before any timing
-        ctx = build(Path(tmp), args.batch, args.steps, 0)
+        ctx = build(Path(tmp), args.batch, args.steps, 0, args.threads)
         samples = ctx.benchmark.train_samples(ctx.tasks[0].name)
         for sample in samples:
             ctx.model.pixel_values(sample.image)
         for _ in range(args.rounds):
-            for name in results:
+            for name in names:
                 ctx.config.train.zero_stage = 2 if name == "zero2" else 0
                 if name == "plain":
-                    results[name].append(plain_loop(ctx, samples))
+                    wall_rate, cpu_rate = plain_loop(ctx, samples)
                 else:
                     stats = DeepSpeedEngine(ctx.model).train(ctx, ctx.tasks[0], samples)
-                    results[name].append(stats["samples_per_s"])
+                    wall_rate = stats["samples_per_s"]
+                    cpu_rate = stats["samples"] / stats["train_cpu_s"]
+                results[name].append(wall_rate)
+                per_cpu_s[name].append(cpu_rate)
     med = {k: statistics.median(v) for k, v in results.items()}
+    med_cpu = {k: statistics.median(v) for k, v in per_cpu_s.items()}
     report = {
         "batch": args.batch,
         "steps": args.steps,
@@ -149,6 +157,11 @@ def main() -> None:
         "samples_per_s_median": med,
         "samples_per_s_all": results,
         "engine_overhead_pct": {k: 100 * (med["plain"] / med[k] - 1) for k in ("zero0", "zero2")},
+        "samples_per_cpu_s_median": med_cpu,
+        "samples_per_cpu_s_all": per_cpu_s,
+        "engine_overhead_cpu_pct": {
+            k: 100 * (med_cpu["plain"] / med_cpu[k] - 1) for k in ("zero0", "zero2")
+        },
     }
     print(json.dumps(report, indent=2))
 
