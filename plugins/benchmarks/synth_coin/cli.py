@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cvit_bench.harness.errors import UsageError
+
 
 def register(cli: Any) -> argparse.ArgumentParser:
     """Add ``data synth``.
@@ -55,6 +57,14 @@ def register(cli: Any) -> argparse.ArgumentParser:
         metavar="PX",
         help="image width and height in pixels (default: the generator's)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes drawing tasks in parallel (default: the usable CPUs, or "
+        "$CVIT_BENCH_WORKERS); the files are the same for any number",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -70,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     }
     settings = SynthSettings(**{k: v for k, v in given.items() if v is not None})
     start = time.perf_counter()
-    root = generate(args.out, settings)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    root = generate(args.out, settings, workers=args.workers)
     seconds = time.perf_counter() - start
     from .tasks import TASKS
 

@@ -17,7 +17,8 @@ Item ``i`` of a task and split is drawn from its own random generator seeded by
 ``(seed, task, split, i)``, so the first items stay the same when more are asked for; its answer
 class comes from a seeded permutation of each block of classes, so the classes are balanced.
 Test items whose content (everything but noise and colour jitter) equals a training item's are
-redrawn, so the splits are disjoint.
+redrawn, so the splits are disjoint. Tasks are written in parallel processes, one task per job
+(``cvit_bench.harness.parallel``); the files do not depend on how many.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from cvit_bench.harness.errors import DataError, UsageError
+from cvit_bench.harness.parallel import map_jobs
 
 from .tasks import TASKS, Drawn, TaskSpec
 
@@ -283,29 +285,41 @@ def _dump(path: Path, obj: Any) -> None:
 
 
 def write_dataset(
-    root: str | os.PathLike[str], settings: SynthSettings, tasks: Sequence[str] | None = None
+    root: str | os.PathLike[str],
+    settings: SynthSettings,
+    tasks: Sequence[str] | None = None,
+    workers: int | None = None,
 ) -> Path:
-    """Write synth-coin into ``root`` (created; expected empty) and return it.
+    """Write synth-coin into ``root`` (created; expected empty) and return it, drawing tasks
+    in up to ``workers`` processes (default: the usable CPUs, or ``$CVIT_BENCH_WORKERS``).
 
     Not atomic: use :func:`generate` for that.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     wanted = [spec for spec in TASKS if tasks is None or spec.name in tasks]
-    made_dirs: set[Path] = set()
-    for spec in wanted:
-        writer = _TaskWriter(root, spec, settings)
-        for split, index, drawn in draw_items(spec, settings):
-            image = root / writer.add(split, index, drawn)
-            if image.parent not in made_dirs:
-                image.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(image.parent)
-            drawn.image.save(image, format="PNG")
-        _write_annotations(root, spec, writer)
+    # the largest tasks first, so that no worker starts one as the others run out of work
+    jobs = sorted(wanted, key=lambda spec: -settings.count("train", spec))
+    map_jobs(_write_task, [(root, spec.name, settings) for spec in jobs], workers)
     manifest = settings.manifest()
     manifest["tasks"] = [spec.name for spec in wanted]
     _dump(root / MANIFEST, manifest)
     return root
+
+
+def _write_task(job: tuple[Path, str, SynthSettings]) -> None:
+    """Every image, annotation and reference file of one task."""
+    root, name, settings = job
+    spec = next(spec for spec in TASKS if spec.name == name)
+    writer = _TaskWriter(root, spec, settings)
+    made_dirs: set[Path] = set()
+    for split, index, drawn in draw_items(spec, settings):
+        image = root / writer.add(split, index, drawn)
+        if image.parent not in made_dirs:
+            image.parent.mkdir(parents=True, exist_ok=True)
+            made_dirs.add(image.parent)
+        drawn.image.save(image, format="PNG")
+    _write_annotations(root, spec, writer)
 
 
 def _write_annotations(root: Path, spec: TaskSpec, writer: _TaskWriter) -> None:
@@ -325,7 +339,9 @@ def read_manifest(root: str | os.PathLike[str]) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and data.get("generator") == "synth-coin" else None
 
 
-def generate(root: str | os.PathLike[str], settings: SynthSettings) -> Path:
+def generate(
+    root: str | os.PathLike[str], settings: SynthSettings, workers: int | None = None
+) -> Path:
     """Write synth-coin to ``root`` atomically and return it.
 
     Files are written to a temporary sibling folder that is renamed to ``root`` only when
@@ -338,7 +354,7 @@ def generate(root: str | os.PathLike[str], settings: SynthSettings) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
     try:
-        write_dataset(tmp, settings)
+        write_dataset(tmp, settings, workers=workers)
         try:
             os.replace(tmp, root)
         except OSError:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from cvit_bench.harness.errors import UsageError
+from cvit_bench.harness.parallel import map_jobs
 from cvit_bench.harness.types import Sample
 
 from .drawing import (
@@ -247,11 +248,26 @@ def pretraining_samples(
     return _write(Path(directory), n, seed, image_size, kinds)
 
 
+CHUNK = 500
+"""Images per job when drawing in parallel (``cvit_bench.harness.parallel``)."""
+
+
 def _write(folder: Path, n: int, seed: int, size: int, kinds: tuple[str, ...]) -> list[Sample]:
     folder.mkdir(parents=True, exist_ok=True)
     folder = folder.absolute()
-    samples, records = [], []
-    for index in range(n):
+    jobs = [
+        (folder, seed, size, kinds, start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)
+    ]
+    records = [record for part in map_jobs(_write_range, jobs) for record in part]
+    (folder / "samples.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
+    return _load(folder)
+
+
+def _write_range(job: tuple[Path, int, int, tuple[str, ...], int, int]) -> list[dict[str, str]]:
+    """Draw and save items ``start`` to ``stop - 1``; their ``samples.json`` records."""
+    folder, seed, size, kinds, start, stop = job
+    records = []
+    for index in range(start, stop):
         kind = kinds[index % len(kinds)]
         rng = np.random.default_rng([seed, 99, index])
         image, prompt, answer = draw_pretraining_item(rng, size, kind)
@@ -266,18 +282,7 @@ def _write(folder: Path, n: int, seed: int, size: int, kinds: tuple[str, ...]) -
                 "kind": kind,
             }
         )
-        samples.append(
-            Sample(
-                id=f"pretrain_{index}",
-                task="pretrain",
-                prompt=prompt,
-                answer=answer,
-                image=str(path),
-                meta={"kind": kind},
-            )
-        )
-    (folder / "samples.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-    return samples
+    return records
 
 
 def _load(folder: Path) -> list[Sample]:

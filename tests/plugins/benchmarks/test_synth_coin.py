@@ -17,7 +17,7 @@ from cvit_bench.harness.protocols import Benchmark, RunContext
 from cvit_bench.harness.types import Prediction
 from cvit_bench.plugins.benchmarks.coin.benchmark import Coin
 from cvit_bench.plugins.benchmarks.common.scorers import parse_box
-from cvit_bench.plugins.benchmarks.synth_coin import cli, generate
+from cvit_bench.plugins.benchmarks.synth_coin import cli, generate, pretraining
 from cvit_bench.plugins.benchmarks.synth_coin.benchmark import SynthCoin
 from cvit_bench.plugins.benchmarks.synth_coin.drawing import COLOURS
 from cvit_bench.plugins.benchmarks.synth_coin.generate import SynthSettings, draw_items
@@ -64,6 +64,21 @@ def test_same_seed_gives_identical_files_and_another_seed_different_ones(tmp_pat
         assert first[name] != other[name], name
     images = [k for k in first if k.endswith(".png")]
     assert sum(first[k] != other[k] for k in images) == len(images)
+
+
+def test_files_do_not_depend_on_how_many_processes_draw_them(tmp_path: Path):
+    settings = SynthSettings(seed=5, train_per_task=12, eval_per_task=6)
+    alone = _files(generate.generate(tmp_path / "one", settings, workers=1))
+    shared = _files(generate.generate(tmp_path / "two", settings, workers=2))
+    assert alone == shared and len(alone) > 8 * 18
+
+
+def test_a_task_that_cannot_be_drawn_in_a_worker_fails_the_generation(tmp_path: Path):
+    # 16-pixel images hold fewer than 2,600 distinct ImageNet pictures
+    settings = SynthSettings(seed=0, train_per_task=2600, eval_per_task=10, image_size=16)
+    with pytest.raises(DataError, match="ImageNet: could not draw 2600 distinct train items"):
+        generate.write_dataset(tmp_path, settings, tasks=["TextVQA", "ImageNet"], workers=2)
+    assert not (tmp_path / generate.MANIFEST).exists()
 
 
 def test_files_follow_coin_layout_and_formats(data_root: Path):
@@ -234,7 +249,7 @@ def test_generation_into_the_cache_happens_once(tmp_path: Path):
 
 
 def test_an_interrupted_generation_leaves_nothing(tmp_path: Path, monkeypatch):
-    def fail(root, settings, tasks=None):
+    def fail(root, settings, tasks=None, workers=None):
         (Path(root) / "annotations").mkdir(parents=True)
         raise KeyboardInterrupt
 
@@ -290,6 +305,25 @@ def test_pretraining_samples_contract(tmp_path: Path):
         colour = sample.answer.split()[1]
         pixels = np.asarray(Image.open(sample.image)).astype(int)
         assert (np.abs(pixels - np.array(COLOURS[colour])).sum(axis=-1) < 70).sum() >= 20
+
+
+def test_pretraining_samples_do_not_depend_on_how_many_processes_draw_them(
+    tmp_path: Path, monkeypatch
+):
+    monkeypatch.setattr(pretraining, "CHUNK", 7)  # 20 items: three jobs
+    monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
+    alone = pretraining_samples(20, seed=4, directory=tmp_path / "one")
+    monkeypatch.setenv("CVIT_BENCH_WORKERS", "2")
+    shared = pretraining_samples(20, seed=4, directory=tmp_path / "two")
+    assert [(s.id, s.prompt, s.answer, s.meta) for s in alone] == [
+        (s.id, s.prompt, s.answer, s.meta) for s in shared
+    ]
+    assert [Path(s.image).read_bytes() for s in alone] == [
+        Path(s.image).read_bytes() for s in shared
+    ]
+    assert (tmp_path / "one/samples.json").read_bytes() == (
+        tmp_path / "two/samples.json"
+    ).read_bytes()
 
 
 def test_pretraining_samples_default_to_a_reused_cache(tmp_path: Path, monkeypatch):
