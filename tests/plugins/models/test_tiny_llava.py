@@ -61,6 +61,29 @@ def test_pretraining_is_cached_by_configuration(tmp_path, monkeypatch):
     assert any(not torch.equal(s1[k], weights(random_base)[k]) for k in s1)
 
 
+def test_pretraining_threads_name_their_own_base_and_are_given_back(tmp_path, monkeypatch):
+    monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 2)
+    small = {"pretrain_steps": 3, "pretrain_samples": 12, "pretrain_batch": 4}
+    torch.set_num_threads(1)
+    one, _ = build(tmp_path, **small)
+    seen = []
+
+    def counting(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return tiny_common_pretrain(*args, **kwargs)
+
+    tiny_common_pretrain = tiny_common.pretrain
+    monkeypatch.setattr(tiny_common, "pretrain", counting)
+    two, _ = build(tmp_path, pretrain_threads=2, **small)
+    assert seen == [2] and torch.get_num_threads() == 1  # the model's own setting again
+    assert two.pretrain_stats["threads"] == 2 and one.pretrain_stats["threads"] == 1
+    assert two.cache_path != one.cache_path  # the weights' last bits differ: another base
+    # a machine with one usable CPU pretrains on one thread, and so shares the one-thread base
+    monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 1)
+    capped, _ = build(tmp_path, pretrain_threads=2, **small)
+    assert capped.cache_path == one.cache_path and seen == [2]
+
+
 def test_loss_covers_only_answer_tokens_and_eos(tmp_path):
     model, ctx = build(tmp_path)
     tok = model.tokenizer
