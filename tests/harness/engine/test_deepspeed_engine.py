@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cvit_bench.harness.engine.deepspeed_engine import (
+    CPU_ZERO_SETTINGS,
     DeepSpeedEngine,
     count_steps,
     data_order,
@@ -37,9 +38,14 @@ def test_step_count_from_epochs_or_max_steps():
 
 
 def test_shipped_zero_configs():
-    assert zero_config(2)["stage"] == 2
-    assert zero_config(3)["stage"] == 3
+    gpu = zero_config(2, cuda=True)
+    assert gpu["stage"] == 2 and gpu["overlap_comm"] and gpu["contiguous_gradients"]
+    assert zero_config(3, cuda=True)["stage"] == 3
     assert zero_config(0) == {"stage": 0}
+    # on a CPU, ZeRO-1/2 drop what only pays with CUDA streams and GPU memory
+    cpu = zero_config(2, cuda=False)
+    assert cpu == {**gpu, **CPU_ZERO_SETTINGS} and not cpu["overlap_comm"]
+    assert zero_config(3, cuda=False) == zero_config(3, cuda=True)
 
 
 def _ctx(tmp_path, overrides):
@@ -86,10 +92,10 @@ def test_deepspeed_config_from_run_config_and_user_file(tmp_path):
     assert config["optimizer"]["params"]["torch_adam"] is True
     assert config["bf16"]["enabled"] is False  # fp32 on a CPU
     user = tmp_path / "ds.json"
-    user.write_text(json.dumps({"zero_optimization": {"overlap_comm": False}}))
+    user.write_text(json.dumps({"zero_optimization": {"overlap_comm": True}}))
     ctx.config.train.deepspeed_config = str(user)
     merged = engine.deepspeed_config(ctx, world_size=1)
-    assert merged["zero_optimization"] == {**zero_config(2), "overlap_comm": False}
+    assert merged["zero_optimization"] == {**zero_config(2), "overlap_comm": True}
     ctx.config.train.deepspeed_config = str(tmp_path / "missing.json")
     with pytest.raises(UsageError, match="missing.json"):
         engine.deepspeed_config(ctx, world_size=1)
