@@ -9,7 +9,7 @@ Two clocks: wall time, and the process's CPU time (user + system, all threads), 
 a loop that did more work from a machine that ran slower for a while. The model trains with
 ``--threads`` torch threads (tiny-llava's default is one).
 
-    python scripts/bench_engine.py --steps 60 --batch 8 --rounds 7
+    python scripts/bench_engine.py                 # 7 rounds of 60 steps of 8
     python scripts/bench_engine.py --compile-time   # DeepSpeed's one-time op build, fresh cache
 """
 
@@ -112,9 +112,9 @@ def compile_time() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (tiny-llava's default: 1)"
     )

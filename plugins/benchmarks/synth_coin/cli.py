@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
         "image_size": args.image_size,
     }
     settings = SynthSettings(**{k: v for k, v in given.items() if v is not None})
-    start = time.perf_counter()
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    start = time.perf_counter()
     root = generate(args.out, settings, workers=args.workers)
     seconds = time.perf_counter() - start
     from .tasks import TASKS

@@ -38,7 +38,7 @@ import numpy as np
 from cvit_bench.harness.errors import DataError, UsageError
 from cvit_bench.harness.parallel import map_jobs
 
-from .tasks import TASKS, Drawn, TaskSpec
+from .tasks import SPECS, TASKS, Drawn, TaskSpec
 
 GENERATOR_VERSION = "11"
 """Changes whenever the same settings would produce different files."""
@@ -310,7 +310,7 @@ def write_dataset(
 def _write_task(job: tuple[Path, str, SynthSettings]) -> None:
     """Every image, annotation and reference file of one task."""
     root, name, settings = job
-    spec = next(spec for spec in TASKS if spec.name == name)
+    spec = SPECS[name]
     writer = _TaskWriter(root, spec, settings)
     made_dirs: set[Path] = set()
     for split, index, drawn in draw_items(spec, settings):
