@@ -87,6 +87,9 @@ class L2P(MethodBase):
 
         from .layer import PromptInjector, PromptPool
 
+        lora_common.refuse_zero3(
+            ctx, self.name, "matches the image feature to the pool's keys before the forward pass"
+        )
         c = self.config
         model = ctx.model.model
         if c.lora_rank > 0:

@@ -29,3 +29,20 @@ def test_registered_through_entry_points_with_documented_options(name):
     assert cls.requirements.task_identity_at_inference is False
     assert cls.schedule == "sequential"
     assert "stored_samples" in cls().costs()
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("ewc", "EWC"), ("lwf", "LwF"), ("olora", "OLoRA"), ("l2p", "L2P")],
+)
+def test_methods_that_read_weights_outside_the_forward_pass_refuse_zero3(tmp_path, module, name):
+    import importlib
+
+    from method_helpers import tiny_context
+
+    from cvit_bench.harness.errors import UsageError
+
+    mod = importlib.import_module(f"cvit_bench.plugins.methods.{module}.method")
+    method = getattr(mod, name)(getattr(mod, f"{name}Config")())
+    with pytest.raises(UsageError, match="ZeRO-3 partitions away: use train.zero_stage 0, 1 or 2"):
+        tiny_context(tmp_path, method, train={"zero_stage": 3})
