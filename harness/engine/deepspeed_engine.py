@@ -227,9 +227,9 @@ class DeepSpeedEngine:
         model = ctx.model.model
         groups = self.param_groups(ctx)
         trainable = sum(p.numel() for g in groups for p in g["params"])
-        # DeepSpeed clips by the norm over every module parameter holding a gradient: stale
-        # gradients of parameters that trained earlier (a previous task, a pretraining stage)
-        # and are frozen now would count, so they are dropped
+        # stale gradients of parameters that trained earlier (a previous task, a pretraining
+        # stage) and are frozen now hold memory, and under ZeRO-3, whose module is the whole
+        # model, DeepSpeed's clipping norm would count them: they are dropped
         in_groups = {id(p) for g in groups for p in g["params"]}
         for param in model.parameters():
             if id(param) not in in_groups:

@@ -260,7 +260,7 @@ def _write(folder: Path, n: int, seed: int, size: int, kinds: tuple[str, ...]) -
     ]
     records = [record for part in map_jobs(_write_range, jobs) for record in part]
     (folder / "samples.json").write_text(json.dumps(records, indent=1) + "\n", encoding="utf-8")
-    return _load(folder)
+    return _samples(folder, records)
 
 
 def _write_range(job: tuple[Path, int, int, tuple[str, ...], int, int]) -> list[dict[str, str]]:
@@ -286,7 +286,10 @@ def _write_range(job: tuple[Path, int, int, tuple[str, ...], int, int]) -> list[
 
 
 def _load(folder: Path) -> list[Sample]:
-    records = json.loads((folder / "samples.json").read_text(encoding="utf-8"))
+    return _samples(folder, json.loads((folder / "samples.json").read_text(encoding="utf-8")))
+
+
+def _samples(folder: Path, records: list[dict[str, str]]) -> list[Sample]:
     return [
         Sample(
             id=r["id"],
