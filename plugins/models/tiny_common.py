@@ -27,12 +27,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cvit_bench.harness.config import config_field
+from cvit_bench.harness.errors import UsageError
 
 from .chat_adapter import attention_field, check_attention
 from .tiny_llava.pretrain import pretrain, pretraining_items
 from .tiny_llava.tokenizer import LLAVA_SPECIALS, SpecialTokens, load_tokenizer, train_tokenizer
 
-UNCACHED_OPTIONS = ("threads", "attn_implementation")
+UNCACHED_OPTIONS = ("threads", "pretrain_workers", "attn_implementation")
 """Options that change how fast the model runs, not its weights: left out of cache keys."""
 
 
@@ -65,12 +66,15 @@ class TinyModelConfig:
         help="CPU threads torch uses (0: leave torch's setting); a model this small gains "
         "nothing from more and slows down many times over when the cores are shared",
     )
-    pretrain_threads: int = config_field(
-        1,
-        help="CPU threads of the one-time pretraining, at most the usable CPUs; two are about "
-        "30% faster than one on an idle two-core machine and several times slower when another "
-        "process keeps a core busy. The weights' last bits depend on it, so it is part of the "
-        "cached base's identity, and the tasks' scores move with those bits (see docs/models.md)",
+    pretrain_microbatches: int = config_field(
+        2,
+        help="parts each pretraining batch is cut into, their gradients added in order; "
+        "the weights depend on it",
+    )
+    pretrain_workers: int = config_field(
+        0,
+        help="processes computing a pretraining step's parts at once (0: one per part, at most "
+        "the usable CPUs and $CVIT_BENCH_WORKERS); the weights are the same for any number",
     )
     pretrain_vision: bool = config_field(
         True,
@@ -152,15 +156,23 @@ class TinyModelMixin:
         out = dataclasses.asdict(self.config)
         for key in UNCACHED_OPTIONS:
             out.pop(key, None)
-        out["pretrain_threads"] = self._pretrain_threads()
         return out
 
-    def _pretrain_threads(self) -> int:
-        """The threads pretraining runs on here: the option, capped at the usable CPUs (a
-        thread without a core of its own makes every step wait for it)."""
-        from cvit_bench.harness.parallel import usable_cpus
+    def _pretrain_workers(self) -> int:
+        """Processes for pretraining's batch parts: the option, or one per part and usable CPU."""
+        from cvit_bench.harness.parallel import default_workers
 
-        return max(1, min(self.config.pretrain_threads, usable_cpus()))
+        c = self.config
+        if c.pretrain_workers < 0:
+            raise UsageError(
+                f"model.pretrain_workers must be 0 (automatic) or more; got {c.pretrain_workers}"
+            )
+        if c.pretrain_microbatches < 1:
+            raise UsageError(
+                f"model.pretrain_microbatches must be 1 or more; got {c.pretrain_microbatches}"
+            )
+        given = self.config.pretrain_workers or default_workers()
+        return max(1, min(given, c.pretrain_microbatches))
 
     def cache_key(self) -> str:
         blob = json.dumps(
@@ -179,6 +191,7 @@ class TinyModelMixin:
         from safetensors.torch import load_file
 
         check_attention(self.config.attn_implementation, self.name)
+        self._pretrain_workers()  # bad pretraining options stop the run before any work
         if self.config.threads > 0 and not torch.cuda.is_available():
             torch.set_num_threads(self.config.threads)
         texts = [self.exchange_text(q, a) for q, a in benchmark_questions(ctx.benchmark)]
@@ -211,8 +224,11 @@ class TinyModelMixin:
 
         c = self.config
         start = time.perf_counter()
+        workers = self._pretrain_workers()
         threads = torch.get_num_threads()
-        torch.set_num_threads(self._pretrain_threads())
+        # one thread per process: a matrix product's last bits depend on how many threads
+        # share it, and the base must not depend on the machine
+        torch.set_num_threads(1)
         try:
             losses = pretrain(
                 self,
@@ -222,12 +238,14 @@ class TinyModelMixin:
                 c.pretrain_lr,
                 c.seed,
                 c.pretrain_vision,
+                microbatches=c.pretrain_microbatches,
+                workers=workers,
             )
         finally:
             torch.set_num_threads(threads)
         self.pretrain_stats = {
             "steps": c.pretrain_steps,
-            "threads": self._pretrain_threads(),
+            "workers": workers,
             "loss_first": losses[0],
             "loss_last": sum(losses[-20:]) / len(losses[-20:]),
             "wall_s": time.perf_counter() - start,

@@ -15,7 +15,10 @@ import math
 import random
 from typing import Any
 
+from cvit_bench.harness.errors import CvitError
 from cvit_bench.harness.types import Sample
+
+from ..chat_adapter import IGNORE_INDEX
 
 COLOURS = {
     "red": (220, 40, 40),
@@ -94,8 +97,16 @@ def pretrain(
     lr: float,
     seed: int,
     train_vision: bool,
+    microbatches: int = 1,
+    workers: int = 1,
 ) -> list[float]:
-    """Train ``adapter.model`` on captioning with AdamW + cosine; return the loss per step."""
+    """Train ``adapter.model`` on captioning with AdamW + cosine; return the loss per step.
+
+    Each batch is cut into ``microbatches`` consecutive parts whose gradients are added in order
+    (each part's loss weighted by its share of the batch's answer tokens, so the sum is the
+    batch's mean loss). ``workers`` processes compute the parts at once; the sum of two floats
+    does not depend on which is added to which, and the parts are added in the same order
+    either way, so the weights come out the same, bit for bit, for any number of workers."""
     import torch
 
     model = adapter.model
@@ -110,6 +121,20 @@ def pretrain(
         vision = adapter.vision_module in name and not adapter.is_projector_param(name)
         param.requires_grad_(train_vision or not vision)
     params = [p for p in model.parameters() if p.requires_grad]
+    microbatches = max(1, min(microbatches, batch_size))
+    workers = max(1, min(workers, microbatches))
+
+    def part_loss(idx: list[int], total_tokens: int) -> Any:
+        batch = adapter.collate_train(
+            [samples[i] for i in idx], max_length=512, encoded=[encoded[i] for i in idx]
+        )
+        tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        loss = adapter.forward(model, batch, "cpu", torch.float32).loss
+        return loss * (tokens / total_tokens)
+
+    def answer_tokens(i: int) -> int:
+        return sum(1 for label in encoded[i][1][1:] if label != IGNORE_INDEX)
+
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
 
@@ -123,22 +148,34 @@ def pretrain(
     order: list[int] = []
     losses = []
     model.train()
-    for _ in range(steps):
-        if len(order) < batch_size:
-            perm = list(range(len(samples)))
-            rng.shuffle(perm)
-            order += perm
-        idx, order = order[:batch_size], order[batch_size:]
-        batch = adapter.collate_train(
-            [samples[i] for i in idx], max_length=512, encoded=[encoded[i] for i in idx]
-        )
-        loss = adapter.forward(model, batch, "cpu", torch.float32).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        scheduler.step()
-        losses.append(float(loss.detach()))
+    pool = _PartWorkers(workers, params, part_loss) if workers > 1 else None
+    try:
+        for _ in range(steps):
+            if len(order) < batch_size:
+                perm = list(range(len(samples)))
+                rng.shuffle(perm)
+                order += perm
+            idx, order = order[:batch_size], order[batch_size:]
+            parts = _split(idx, microbatches)
+            total = sum(answer_tokens(i) for i in idx)
+            optimizer.zero_grad(set_to_none=True)
+            if pool is not None:
+                pool.send(parts, total)
+            step_loss = 0.0
+            for k, part in enumerate(parts):
+                if pool is None or k % workers == 0:
+                    loss = part_loss(part, total)
+                    loss.backward()
+                    step_loss += float(loss.detach())
+                else:
+                    step_loss += pool.add_into(k, params)
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(step_loss)
+    finally:
+        if pool is not None:
+            pool.close()
     model.eval()
     for key in [k for k in adapter._pixel_cache if k.startswith("<pretrain:")]:
         del adapter._pixel_cache[key]
@@ -146,3 +183,137 @@ def pretrain(
         param.requires_grad_(False)
         param.grad = None
     return losses
+
+
+def _split(idx: list[int], parts: int) -> list[list[int]]:
+    """``idx`` in ``parts`` consecutive pieces, the first ones one longer when it does not divide."""
+    size, extra = divmod(len(idx), parts)
+    out, start = [], 0
+    for k in range(parts):
+        end = start + size + (1 if k < extra else 0)
+        out.append(idx[start:end])
+        start = end
+    return out
+
+
+class _PartWorkers:
+    """Forked processes that compute the gradients of some of each step's batch parts.
+
+    The parameters live in shared memory, so a worker always sees the weights the last optimizer
+    step left; part ``k`` of a step goes to worker ``k % n`` (part 0, and every n-th, stays in
+    this process). A worker writes its part's gradient into a shared buffer of its own and
+    reports the part's loss; :meth:`add_into` adds that buffer to the parameters' gradients."""
+
+    def __init__(self, n: int, params: list[Any], part_loss: Any) -> None:
+        import multiprocessing
+
+        import torch
+
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise CvitError(
+                "pretraining in several processes needs the 'fork' start method, which this "
+                "platform lacks; set model.pretrain_workers=1 (the same weights, in one process)"
+            )
+        for param in params:
+            param.data.share_memory_()
+        self.sizes = [p.numel() for p in params]
+        total = sum(self.sizes)
+        context = multiprocessing.get_context("fork")
+        self.buffers = {}
+        self.pipes = []
+        self.procs = []
+        for w in range(1, n):
+            buffer = torch.zeros(total, dtype=torch.float32).share_memory_()
+            parent_end, child_end = context.Pipe()
+            proc = context.Process(
+                target=_part_worker,
+                args=(child_end, buffer, params, part_loss),
+                name=f"cvit-bench-pretrain-{w}",
+                daemon=True,
+            )
+            proc.start()
+            child_end.close()
+            self.buffers[w] = buffer
+            self.pipes.append(parent_end)
+            self.procs.append(proc)
+        self.n = n
+
+    def send(self, parts: list[list[int]], total: int) -> None:
+        for w, pipe in enumerate(self.pipes, start=1):
+            pipe.send([(k, part, total) for k, part in enumerate(parts) if k % self.n == w])
+
+    def add_into(self, k: int, params: list[Any]) -> float:
+        """Wait for part ``k``, add its gradient to ``params``' and return its loss."""
+        w = k % self.n
+        try:
+            reply = self.pipes[w - 1].recv()
+        except (EOFError, OSError) as exc:
+            code = self.procs[w - 1].exitcode
+            raise CvitError(
+                f"pretraining worker process {w} died (exit code {code}); was it killed, or out "
+                "of memory? model.pretrain_workers=1 pretrains in this process (same weights)"
+            ) from exc
+        if reply[0] == "error":
+            raise CvitError(f"pretraining worker process {w} failed:\n{reply[1]}")
+        _, got, loss, has_grad = reply
+        assert got == k, (got, k)
+        offset = 0
+        buffer = self.buffers[w]
+        for param, size, has in zip(params, self.sizes, has_grad):
+            if has:
+                grad = buffer[offset : offset + size].view_as(param)
+                if param.grad is None:
+                    param.grad = grad.clone()
+                else:
+                    param.grad.add_(grad)
+            offset += size
+        return loss
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(None)
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for pipe in self.pipes:
+            pipe.close()
+
+
+def _part_worker(pipe: Any, buffer: Any, params: list[Any], part_loss: Any) -> None:
+    import signal
+    import traceback
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    torch.set_num_threads(1)
+    sizes = [p.numel() for p in params]
+    while True:
+        try:
+            jobs = pipe.recv()
+        except EOFError:
+            return
+        if jobs is None:
+            return
+        for k, part, total in jobs:
+            try:
+                for param in params:
+                    param.grad = None
+                loss = part_loss(part, total)
+                loss.backward()
+                has_grad = []
+                offset = 0
+                for param, size in zip(params, sizes):
+                    has_grad.append(param.grad is not None)
+                    if param.grad is not None:
+                        buffer[offset : offset + size].copy_(param.grad.reshape(-1))
+                    offset += size
+                pipe.send(("part", k, float(loss.detach()), has_grad))
+            except BaseException:
+                pipe.send(("error", traceback.format_exc()))
+                return

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import multiprocessing
+import os
+
 import pytest
 import torch
 from tiny_helpers import build_tiny, supervised_pieces, train_briefly, weights
 
+from cvit_bench.harness.errors import CvitError, UsageError
 from cvit_bench.harness.types import Sample, Turn
 from cvit_bench.plugins.models import tiny_common
 from cvit_bench.plugins.models.llava_common import IGNORE_INDEX, IMAGE_TOKEN
@@ -61,27 +65,70 @@ def test_pretraining_is_cached_by_configuration(tmp_path, monkeypatch):
     assert any(not torch.equal(s1[k], weights(random_base)[k]) for k in s1)
 
 
-def test_pretraining_threads_name_their_own_base_and_are_given_back(tmp_path, monkeypatch):
+SMALL_PRETRAINING = {"pretrain_steps": 4, "pretrain_samples": 12, "pretrain_batch": 6}
+
+
+def test_pretraining_gives_the_same_base_in_one_process_or_several(tmp_path, monkeypatch):
     monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 2)
-    small = {"pretrain_steps": 3, "pretrain_samples": 12, "pretrain_batch": 4}
-    torch.set_num_threads(1)
-    one, _ = build(tmp_path, **small)
-    seen = []
+    monkeypatch.delenv("CVIT_BENCH_WORKERS", raising=False)
+    torch.set_num_threads(2)
+    try:
+        # threads=0 leaves torch's two threads; pretraining runs on one and gives them back
+        one, _ = build(tmp_path / "a", threads=0, pretrain_workers=1, **SMALL_PRETRAINING)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    auto, _ = build(tmp_path / "b", **SMALL_PRETRAINING)
+    assert one.pretrain_stats["workers"] == 1 and auto.pretrain_stats["workers"] == 2
+    assert one.cache_path.name == auto.cache_path.name  # one base, wherever it was made
+    s1, s2 = weights(one), weights(auto)
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+    assert one.pretrain_stats["loss_last"] == auto.pretrain_stats["loss_last"]
+    # three parts over two processes, one of them doing two parts, add up the same way too
+    three = {**SMALL_PRETRAINING, "pretrain_microbatches": 3}
+    a, _ = build(tmp_path / "c", pretrain_workers=1, **three)
+    b, _ = build(tmp_path / "d", pretrain_workers=2, **three)
+    sa, sb = weights(a), weights(b)
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert a.cache_path.name != one.cache_path.name  # cut in other parts: another base
+    assert any(not torch.equal(sa[k], s1[k]) for k in sa)
+    # CVIT_BENCH_WORKERS caps the processes of a run that leaves the choice to the machine
+    monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
+    capped, _ = build(tmp_path / "e", **SMALL_PRETRAINING)
+    assert capped.pretrain_stats["workers"] == 1
 
-    def counting(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return tiny_common_pretrain(*args, **kwargs)
 
-    tiny_common_pretrain = tiny_common.pretrain
-    monkeypatch.setattr(tiny_common, "pretrain", counting)
-    two, _ = build(tmp_path, pretrain_threads=2, **small)
-    assert seen == [2] and torch.get_num_threads() == 1  # the model's own setting again
-    assert two.pretrain_stats["threads"] == 2 and one.pretrain_stats["threads"] == 1
-    assert two.cache_path != one.cache_path  # the weights' last bits differ: another base
-    # a machine with one usable CPU pretrains on one thread, and so shares the one-thread base
-    monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 1)
-    capped, _ = build(tmp_path, pretrain_threads=2, **small)
-    assert capped.cache_path == one.cache_path and seen == [2]
+def test_bad_pretraining_options_are_refused_before_any_work(tmp_path):
+    with pytest.raises(UsageError, match="pretrain_workers must be 0"):
+        build(tmp_path, pretrain_workers=-1, **SMALL_PRETRAINING)
+    with pytest.raises(UsageError, match="pretrain_microbatches must be 1 or more"):
+        build(tmp_path, pretrain_microbatches=0, **SMALL_PRETRAINING)
+    assert not (tmp_path / "cache" / "tiny-llava").exists()
+
+
+@pytest.mark.parametrize("how", ["raises", "dies"])
+def test_a_failing_pretraining_worker_stops_pretraining_with_what_happened(
+    tmp_path, monkeypatch, how
+):
+    parent = os.getpid()
+    forward = TinyLlava.forward
+
+    def failing(self, *args, **kwargs):
+        if os.getpid() != parent:
+            if how == "dies":
+                os._exit(7)
+            raise RuntimeError("the worker's forward pass broke")
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(TinyLlava, "forward", failing)
+    expected = "worker process 1 died \\(exit code 7\\)" if how == "dies" else "forward pass broke"
+    with pytest.raises(CvitError, match=expected) as caught:
+        build(tmp_path, pretrain_workers=2, **SMALL_PRETRAINING)
+    if how == "dies":
+        assert "pretrain_workers=1" in str(caught.value)
+    assert multiprocessing.active_children() == []  # no worker left behind
+    cached = tmp_path / "cache" / "tiny-llava"
+    assert not list(cached.glob("*/model.safetensors"))  # no half-made base in the cache
 
 
 def test_loss_covers_only_answer_tokens_and_eos(tmp_path):
