@@ -275,9 +275,11 @@ def _turn(session: ChatSession, line: str) -> bool:
     try:
         if line.startswith("/"):
             return session.command(line)
+        # set before the prompt is shown: a Ctrl-C that arrives as soon as it is seen still
+        # stops an answer (and Python may raise it between any two statements)
+        answering = True
         out.write("ASSISTANT> ")
         out.flush()
-        answering = True
 
         def show(piece: str) -> None:
             out.write(piece)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -81,3 +82,77 @@ def map_jobs(fn: Callable[[Any], T], jobs: Sequence[Any], workers: int | None = 
             for future in futures:
                 future.cancel()
             raise
+
+
+def can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def forked_map(fn: Callable[[int], T], n: int, workers: int, what: str) -> list[T]:
+    """``[fn(k) for k in range(n)]``, item ``k`` computed by process ``k % workers``: this
+    process (``k % workers == 0``) and ``workers - 1`` forked copies of it, made when this is
+    called, so ``fn`` may be a closure over anything this process holds (a model as it is now)
+    and each worker computes exactly what this process would have. The results must be
+    picklable. A worker only computes and reports back: what ``fn`` changes in a worker's memory
+    is lost with it. ``what`` names the work in errors. Without ``fork`` (or with one worker)
+    everything runs here."""
+    workers = max(1, min(workers, n))
+    if workers == 1 or not can_fork():
+        return [fn(k) for k in range(n)]
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for stream in (sys.stdout, sys.stderr):  # else a worker would write the buffered text again
+        stream.flush()
+    pipes, procs = [], []
+    try:
+        for w in range(1, workers):
+            parent_end, child_end = context.Pipe(duplex=False)
+            proc = context.Process(
+                target=_forked_worker, args=(child_end, fn, range(w, n, workers)), daemon=True
+            )
+            proc.start()
+            child_end.close()
+            pipes.append(parent_end)
+            procs.append(proc)
+        results: dict[int, T] = {k: fn(k) for k in range(0, n, workers)}
+        for w, (pipe, proc) in enumerate(zip(pipes, procs), start=1):
+            try:
+                status, payload = pipe.recv()
+            except (EOFError, OSError):
+                proc.join()
+                raise CvitError(
+                    f"a worker process for {what} died (exit code {proc.exitcode}); was it "
+                    f"killed, or out of memory? {ENV}=1 runs everything in this process"
+                ) from None
+            if status == "error":
+                error, trace = payload
+                if isinstance(error, CvitError):  # a missing image, say: the error as it is
+                    raise error
+                raise CvitError(f"a worker process for {what} failed:\n{trace}")
+            results.update(payload)
+        return [results[k] for k in range(n)]
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for pipe in pipes:
+            pipe.close()
+
+
+def _forked_worker(pipe: Any, fn: Callable[[int], Any], items: range) -> None:
+    import traceback
+
+    _ignore_sigint()
+    try:
+        pipe.send(("ok", {k: fn(k) for k in items}))
+    except BaseException as exc:
+        trace = traceback.format_exc()
+        try:
+            pipe.send(("error", (exc, trace)))
+        except Exception:  # an exception that cannot be pickled: its text
+            pipe.send(("error", (None, trace)))

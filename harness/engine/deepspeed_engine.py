@@ -27,7 +27,9 @@ Training (one ``deepspeed.initialize`` per task, because methods add parameters 
 
 Evaluation: the samples are split over ranks (sample ``i`` goes to rank ``i % world_size``),
 each rank generates its share in batches sorted by prompt length, and the predictions are
-gathered so that every rank returns all of them in input order.
+gathered so that every rank returns all of them in input order. A single CPU process hands
+every other batch to a forked copy of itself on a machine with cores to spare
+(:func:`eval_processes`); the predictions are the same.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..parallel import forked_map
 from ..types import Prediction, Sample, TaskInfo
 from .distributed import all_gather_objects, ensure_distributed, local_device, rank_and_world
 
@@ -331,14 +334,17 @@ class DeepSpeedEngine:
         lengths = {i: len(self.adapter.encode_prompt(samples[i])) for i in mine}
         mine.sort(key=lambda i: (-lengths[i], i))
         size = max(1, ctx.config.eval.batch_size)
-        results: list[tuple[int, str]] = []
-        for start in range(0, len(mine), size):
-            idx = mine[start : start + size]
-            batch = self.adapter.collate_eval([samples[i] for i in idx])
+        batches = [mine[start : start + size] for start in range(0, len(mine), size)]
+
+        def answer(k: int) -> list[str]:
+            batch = self.adapter.collate_eval([samples[i] for i in batches[k]])
             routing = ctx.method.inference(ctx, batch) if ctx.method else nullcontext()
             with routing:
-                texts = self.adapter.generate(model, batch, max_new, device, dtype)
-            results += list(zip(idx, texts))
+                return self.adapter.generate(model, batch, max_new, device, dtype)
+
+        workers = eval_processes(ctx.method, world, device, len(batches))
+        texts = forked_map(answer, len(batches), workers, f"evaluating {task.name}")
+        results = [pair for idx, out in zip(batches, texts) for pair in zip(idx, out)]
         gathered = all_gather_objects(results, world)
         by_index = dict(item for part in gathered for item in part)
         return [
@@ -347,6 +353,28 @@ class DeepSpeedEngine:
             )
             for i in range(len(samples))
         ]
+
+
+def eval_processes(method: Any, world: int, device: Any, batches: int) -> int:
+    """Processes generating a CPU rank's evaluation batches at once.
+
+    A single CPU process leaves the machine's other cores idle while it evaluates; forked
+    copies of it (:func:`~cvit_bench.harness.parallel.forked_map`) take every n-th batch. Each
+    batch is the same batch, generated on the same number of threads, so the predictions are
+    the same bits as in one process. One process when there are several ranks (they share the
+    cores already), on an accelerator, and for a method whose ``inference`` hook is its own: the
+    hook may keep state (hide and MR-LoRA count where they route each sample), and what it did
+    in a worker would be lost. ``CVIT_BENCH_WORKERS`` caps the processes."""
+    import torch
+
+    from ..parallel import default_workers
+    from ..protocols import MethodBase
+
+    if world > 1 or getattr(device, "type", "cpu") != "cpu" or batches < 2:
+        return 1
+    if method is not None and type(method).inference is not MethodBase.inference:
+        return 1
+    return max(1, min(default_workers() // max(1, torch.get_num_threads()), batches))
 
 
 def unshard(ds_engine: Any, model: Any) -> None:

@@ -13,6 +13,7 @@ from cvit_bench.harness.engine.deepspeed_engine import (
     DeepSpeedEngine,
     count_steps,
     data_order,
+    eval_processes,
     zero_config,
 )
 from cvit_bench.harness.engine.distributed import free_port
@@ -35,6 +36,35 @@ def test_step_count_from_epochs_or_max_steps():
     assert count_steps(100, global_batch=8, epochs=1.0, max_steps=None) == 13
     assert count_steps(100, global_batch=8, epochs=0.5, max_steps=None) == 7
     assert count_steps(100, global_batch=8, epochs=1.0, max_steps=3) == 3
+
+
+def test_evaluation_forks_only_where_the_predictions_cannot_change(monkeypatch):
+    import torch
+
+    from cvit_bench.harness.protocols import MethodBase
+
+    class Routing(MethodBase):  # an inference hook may keep state a worker would lose
+        def inference(self, ctx, batch):
+            return super().inference(ctx, batch)
+
+    monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 2)
+    monkeypatch.delenv("CVIT_BENCH_WORKERS", raising=False)
+    cpu = torch.device("cpu")
+    torch.set_num_threads(1)
+    assert eval_processes(None, 1, cpu, 4) == 2
+    assert eval_processes(MethodBase(), 1, cpu, 4) == 2
+    assert eval_processes(MethodBase(), 1, cpu, 1) == 1  # one batch: nothing to share
+    assert eval_processes(Routing(), 1, cpu, 4) == 1
+    assert eval_processes(None, 2, cpu, 4) == 1  # ranks share the cores already
+    assert eval_processes(None, 1, torch.device("cuda", 0), 4) == 1
+    monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
+    assert eval_processes(None, 1, cpu, 4) == 1
+    monkeypatch.delenv("CVIT_BENCH_WORKERS")
+    torch.set_num_threads(2)  # two threads already take both cores
+    try:
+        assert eval_processes(None, 1, cpu, 4) == 1
+    finally:
+        torch.set_num_threads(1)
 
 
 def test_shipped_zero_configs():

@@ -187,7 +187,7 @@ def test_vicuna_template_and_pad_to_square(tmp_path):
 
 
 @pytest.mark.slow
-def test_batched_generation_equals_one_at_a_time_on_a_trained_model(tmp_path):
+def test_batched_generation_equals_one_at_a_time_on_a_trained_model(tmp_path, monkeypatch):
     torch.manual_seed(0)
     bench = ToyBenchmark(n_train=96, n_eval=16)
     model, ctx = build(tmp_path, bench=bench)
@@ -214,3 +214,19 @@ def test_batched_generation_equals_one_at_a_time_on_a_trained_model(tmp_path):
     preds = model.create_engine(ctx).predict(ctx, ctx.tasks[0], evals)
     assert [p.id for p in preds] == [s.id for s in evals]
     assert [p.text for p in preds] == one
+    # one CPU process hands every other batch to a forked copy of itself: the same answers
+    generate = TinyLlava.generate
+
+    def tagged(self, *args, **kwargs):
+        return [f"{os.getpid()}|{text}" for text in generate(self, *args, **kwargs)]
+
+    monkeypatch.setattr(TinyLlava, "generate", tagged)
+    monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 2)
+    monkeypatch.delenv("CVIT_BENCH_WORKERS", raising=False)
+    engine = model.create_engine(ctx)
+    forked = [p.text.split("|", 1) for p in engine.predict(ctx, ctx.tasks[0], evals)]
+    assert {pid for pid, _ in forked} == {str(os.getpid()), forked[1][0]} != {str(os.getpid())}
+    assert [text for _, text in forked] == one
+    monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
+    alone = [p.text.split("|", 1) for p in engine.predict(ctx, ctx.tasks[0], evals)]
+    assert alone == [[str(os.getpid()), text] for text in one]
