@@ -15,6 +15,7 @@ own names (``"myorg:feature"``), which the check compares like any other.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from .errors import UsageError
@@ -65,3 +66,13 @@ def check_compatible(
     preflight = getattr(model_cls, "preflight", None)
     if preflight is not None and model_config is not None:
         preflight(model_config)
+
+
+def accepts_keyword(fn: Any, name: str) -> bool:
+    """Whether ``fn`` takes the keyword ``name``: optional adapter parameters (a ``streamer``
+    for ``generate``, prompts already ``encoded`` for ``collate_eval``) are passed only then."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # pragma: no cover - builtins
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -118,7 +118,7 @@ def forked_map(fn: Callable[[int], T], n: int, workers: int, what: str) -> list[
             pipes.append(parent_end)
             procs.append(proc)
         results: dict[int, T] = {k: fn(k) for k in range(0, n, workers)}
-        for w, (pipe, proc) in enumerate(zip(pipes, procs), start=1):
+        for pipe, proc in zip(pipes, procs):
             try:
                 status, payload = pipe.recv()
             except (EOFError, OSError):

@@ -25,13 +25,13 @@ whole.
 
 from __future__ import annotations
 
-import inspect
 import json
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .capabilities import accepts_keyword
 from .errors import CvitError, RunDirError, UsageError
 from .protocols import RunContext, iter_batches
 from .types import Prediction, Sample, TaskInfo, Turn
@@ -282,7 +282,7 @@ class LoadedStage:
                 [Sample(id="chat", task="chat", prompt=question, image=image)]
             )
         streamer = None
-        if on_text is not None and _accepts_streamer(self.model.generate):
+        if on_text is not None and accepts_keyword(self.model.generate, "streamer"):
             streamer = TextStreamer(self.model.tokenizer, on_text)
         text = self._generate(batch, n, streamer)[0]
         if on_text is not None:
@@ -315,14 +315,6 @@ class LoadedStage:
         engine = self.ctx.extras.get("engine") or self.model.create_engine(self.ctx)
         self.ctx.extras["engine"] = engine
         return list(engine.predict(self.ctx, info, self.benchmark.eval_samples(task)))
-
-
-def _accepts_streamer(generate: Callable[..., Any]) -> bool:
-    try:
-        params = inspect.signature(generate).parameters
-    except (TypeError, ValueError):  # pragma: no cover - builtins
-        return False
-    return "streamer" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 class TextStreamer:

@@ -42,6 +42,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from ..capabilities import accepts_keyword
 from ..errors import UsageError
 from ..parallel import forked_map
 from ..types import Prediction, Sample, TaskInfo
@@ -331,13 +332,19 @@ class DeepSpeedEngine:
         else:
             max_new = task.max_new_tokens
         mine = [i for i in range(len(samples)) if i % world == rank]
-        lengths = {i: len(self.adapter.encode_prompt(samples[i])) for i in mine}
-        mine.sort(key=lambda i: (-lengths[i], i))
+        prompts = {i: self.adapter.encode_prompt(samples[i]) for i in mine}
+        mine.sort(key=lambda i: (-len(prompts[i]), i))
         size = max(1, ctx.config.eval.batch_size)
         batches = [mine[start : start + size] for start in range(0, len(mine), size)]
+        collate = self.adapter.collate_eval
+        reuse = accepts_keyword(collate, "encoded")  # tokenised once, not again per batch
 
         def answer(k: int) -> list[str]:
-            batch = self.adapter.collate_eval([samples[i] for i in batches[k]])
+            chosen = [samples[i] for i in batches[k]]
+            if reuse:
+                batch = collate(chosen, encoded=[prompts[i] for i in batches[k]])
+            else:
+                batch = collate(chosen)
             routing = ctx.method.inference(ctx, batch) if ctx.method else nullcontext()
             with routing:
                 return self.adapter.generate(model, batch, max_new, device, dtype)

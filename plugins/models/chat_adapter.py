@@ -326,8 +326,14 @@ class ChatAdapterBase:
         batch["labels"] = torch.tensor(labels)
         return batch
 
-    def collate_eval(self, samples: Sequence[Sample]) -> dict[str, Any]:
-        return self._batch(samples, [self.encode_prompt(s) for s in samples], left=True)
+    def collate_eval(
+        self, samples: Sequence[Sample], encoded: Sequence[list[int]] | None = None
+    ) -> dict[str, Any]:
+        """A left-padded generation batch. ``encoded``: the samples' ``encode_prompt`` results
+        when the caller already has them."""
+        if encoded is None:
+            encoded = [self.encode_prompt(s) for s in samples]
+        return self._batch(samples, list(encoded), left=True)
 
     # -- model calls -----------------------------------------------------------------------
     def model_inputs(self, batch: dict[str, Any], device: Any, dtype: Any) -> dict[str, Any]:
