@@ -20,6 +20,7 @@ The DeepSpeed engine uses ``collate_train``, ``collate_eval``, ``forward``, ``ge
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -28,6 +29,11 @@ from cvit_bench.harness.types import Sample, Turn
 IMAGE_TOKEN = "<image>"
 """The placeholder a template puts where the image goes; ``image_text`` replaces it."""
 IGNORE_INDEX = -100
+
+ENCODED_TEXTS = 8192
+"""Texts whose token ids an adapter keeps (the oldest go first). Training encodes every sample
+in every step it is drawn in, and the same question texts recur across samples, epochs and
+stages; the tokenizer's Python wrapper costs about a tenth of a tiny model's training step."""
 LLAMA_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 ATTENTION_CHOICES = ("sdpa", "eager", "flash_attention_2")
 
@@ -150,6 +156,7 @@ class ChatAdapterBase:
         self.image_processor: Any = None
         self.template: Any = None
         self._pixel_cache: dict[str, Any] = {}
+        self._encoded: tuple[Any, dict[str, array]] = (None, {})
 
     # -- family hooks ----------------------------------------------------------------------
     def image_text(self, sample: Sample) -> str:
@@ -219,7 +226,18 @@ class ChatAdapterBase:
     def _encode(self, text: str, sample: Sample | None = None) -> list[int]:
         if IMAGE_TOKEN in text:
             text = text.replace(IMAGE_TOKEN, self.image_text(sample) if sample else "")
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        tokenizer, table = self._encoded
+        if tokenizer is not self.tokenizer:  # built, loaded or replaced since: start afresh
+            table = {}
+            self._encoded = (self.tokenizer, table)
+        ids = table.get(text)
+        if ids is None:
+            # 4 bytes an id: a LLaVA prompt's 600-odd ids as Python ints would take 25 KB
+            ids = array("i", self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if len(table) >= ENCODED_TEXTS:
+                del table[next(iter(table))]
+            table[text] = ids
+        return list(ids)
 
     def _prefix(self) -> list[int]:
         bos = self.tokenizer.bos_token_id

@@ -131,6 +131,36 @@ def test_a_failing_pretraining_worker_stops_pretraining_with_what_happened(
     assert not list(cached.glob("*/model.safetensors"))  # no half-made base in the cache
 
 
+def test_remembered_token_ids_are_the_tokenizers_and_follow_a_new_tokenizer(tmp_path, monkeypatch):
+    model, ctx = build(tmp_path)
+    sample = ctx.benchmark.train_samples("colour")[0]
+    first = model.encode_prompt(sample)
+    calls = []
+    real = type(model.tokenizer).__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[0])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.tokenizer), "__call__", counted)
+    again = model.encode_prompt(sample)
+    assert again == first and calls == []  # remembered, not tokenised again
+    again.append(-1)  # a caller's list is its own
+    assert model.encode_prompt(sample) == first
+    expected = model._prefix() + list(
+        real(
+            model.tokenizer,
+            model.template.render(sample).replace(IMAGE_TOKEN, model.image_text(sample)),
+            add_special_tokens=False,
+        )["input_ids"]
+    )
+    assert first == expected
+    # another tokenizer (another benchmark's, say) is asked afresh
+    other, _ = build(tmp_path / "other", vocab_size=300)
+    model.tokenizer = other.tokenizer
+    assert model.encode_prompt(sample) != first and len(calls) == 1
+
+
 def test_loss_covers_only_answer_tokens_and_eos(tmp_path):
     model, ctx = build(tmp_path)
     tok = model.tokenizer
