@@ -1,11 +1,17 @@
-"""Independent jobs over the machine's cores, for data generation.
+"""Work spread over the machine's cores: data generation and CPU evaluation.
 
-Drawing synthetic images is pure Python and PIL, one core per process; a machine with two cores
-draws a benchmark in about half the time with two processes. Workers are forked where the
-platform can (as torch's ``DataLoader`` workers are): a spawned worker re-runs the top level of
-the script that called it, so a researcher's script without an ``if __name__ == "__main__":``
-guard would run again in every worker. The jobs use PIL and numpy only, never torch's thread
-pool or a process group the parent may hold. Elsewhere workers are spawned.
+:func:`map_jobs` runs independent jobs in a pool. Drawing synthetic images is pure Python and
+PIL, one core per process; a machine with two cores draws a benchmark in about half the time
+with two processes. Workers are forked where the platform can (as torch's ``DataLoader``
+workers are): a spawned worker re-runs the top level of the script that called it, so a
+researcher's script without an ``if __name__ == "__main__":`` guard would run again in every
+worker. Those jobs use PIL and numpy only, never torch's thread pool or a process group the
+parent may hold. Elsewhere workers are spawned.
+
+:func:`forked_map` forks copies of this process as it is now, for work over state that cannot
+be pickled cheaply (a model between two training stages): each copy computes its share with
+torch, on the thread count this process set, and only sends results back; it never touches a
+process group. Without ``fork`` everything runs in this process.
 
 ``CVIT_BENCH_WORKERS`` caps the number of processes (``1``: everything in this process), for a
 machine whose cores are busy with something else.

@@ -160,7 +160,7 @@ class TinyModelMixin:
 
     def _pretrain_workers(self) -> int:
         """Processes for pretraining's batch parts: the option, or one per part and usable CPU."""
-        from cvit_bench.harness.parallel import default_workers
+        from cvit_bench.harness import parallel
 
         c = self.config
         if c.pretrain_workers < 0:
@@ -171,7 +171,8 @@ class TinyModelMixin:
             raise UsageError(
                 f"model.pretrain_microbatches must be 1 or more; got {c.pretrain_microbatches}"
             )
-        given = self.config.pretrain_workers or default_workers()
+        # automatic: no extra processes where they cannot be forked (the same weights)
+        given = c.pretrain_workers or (parallel.default_workers() if parallel.can_fork() else 1)
         return max(1, min(given, c.pretrain_microbatches))
 
     def cache_key(self) -> str:

@@ -15,6 +15,7 @@ import math
 import random
 from typing import Any
 
+from cvit_bench.harness import parallel
 from cvit_bench.harness.errors import CvitError
 from cvit_bench.harness.types import Sample
 
@@ -209,7 +210,7 @@ class _PartWorkers:
 
         import torch
 
-        if "fork" not in multiprocessing.get_all_start_methods():
+        if not parallel.can_fork():
             raise CvitError(
                 "pretraining in several processes needs the 'fork' start method, which this "
                 "platform lacks; set model.pretrain_workers=1 (the same weights, in one process)"

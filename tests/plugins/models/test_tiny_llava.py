@@ -96,6 +96,13 @@ def test_pretraining_gives_the_same_base_in_one_process_or_several(tmp_path, mon
     monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
     capped, _ = build(tmp_path / "e", **SMALL_PRETRAINING)
     assert capped.pretrain_stats["workers"] == 1
+    # and a platform that cannot fork pretrains in one process unless told otherwise
+    monkeypatch.delenv("CVIT_BENCH_WORKERS")
+    monkeypatch.setattr("cvit_bench.harness.parallel.can_fork", lambda: False)
+    unforked, _ = build(tmp_path / "f", **SMALL_PRETRAINING)
+    assert unforked.pretrain_stats["workers"] == 1
+    with pytest.raises(CvitError, match="needs the 'fork' start method.*pretrain_workers=1"):
+        build(tmp_path / "g", pretrain_workers=2, **SMALL_PRETRAINING)
 
 
 def test_bad_pretraining_options_are_refused_before_any_work(tmp_path):
