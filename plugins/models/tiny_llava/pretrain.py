@@ -149,7 +149,7 @@ def pretrain(
     order: list[int] = []
     losses = []
     model.train()
-    pool = _PartWorkers(workers, params, part_loss) if workers > 1 else None
+    pool = _PartWorkers(workers, microbatches, params, part_loss) if workers > 1 else None
     try:
         for _ in range(steps):
             if len(order) < batch_size:
@@ -202,10 +202,11 @@ class _PartWorkers:
 
     The parameters live in shared memory, so a worker always sees the weights the last optimizer
     step left; part ``k`` of a step goes to worker ``k % n`` (part 0, and every n-th, stays in
-    this process). A worker writes its part's gradient into a shared buffer of its own and
+    this process). A worker writes part ``k``'s gradient into part ``k``'s shared buffer (a
+    worker with several parts goes on to the next while this process still reads the last) and
     reports the part's loss; :meth:`add_into` adds that buffer to the parameters' gradients."""
 
-    def __init__(self, n: int, params: list[Any], part_loss: Any) -> None:
+    def __init__(self, n: int, parts: int, params: list[Any], part_loss: Any) -> None:
         import multiprocessing
 
         import torch
@@ -220,21 +221,23 @@ class _PartWorkers:
         self.sizes = [p.numel() for p in params]
         total = sum(self.sizes)
         context = multiprocessing.get_context("fork")
-        self.buffers = {}
+        self.buffers = {
+            k: torch.zeros(total, dtype=torch.float32).share_memory_()
+            for k in range(parts)
+            if k % n
+        }
         self.pipes = []
         self.procs = []
         for w in range(1, n):
-            buffer = torch.zeros(total, dtype=torch.float32).share_memory_()
             parent_end, child_end = context.Pipe()
             proc = context.Process(
                 target=_part_worker,
-                args=(child_end, buffer, params, part_loss),
+                args=(child_end, self.buffers, params, part_loss),
                 name=f"cvit-bench-pretrain-{w}",
                 daemon=True,
             )
             proc.start()
             child_end.close()
-            self.buffers[w] = buffer
             self.pipes.append(parent_end)
             self.procs.append(proc)
         self.n = n
@@ -259,7 +262,7 @@ class _PartWorkers:
         _, got, loss, has_grad = reply
         assert got == k, (got, k)
         offset = 0
-        buffer = self.buffers[w]
+        buffer = self.buffers[k]
         for param, size, has in zip(params, self.sizes, has_grad):
             if has:
                 grad = buffer[offset : offset + size].view_as(param)
@@ -285,7 +288,7 @@ class _PartWorkers:
             pipe.close()
 
 
-def _part_worker(pipe: Any, buffer: Any, params: list[Any], part_loss: Any) -> None:
+def _part_worker(pipe: Any, buffers: dict[int, Any], params: list[Any], part_loss: Any) -> None:
     import signal
     import traceback
 
@@ -312,7 +315,7 @@ def _part_worker(pipe: Any, buffer: Any, params: list[Any], part_loss: Any) -> N
                 for param, size in zip(params, sizes):
                     has_grad.append(param.grad is not None)
                     if param.grad is not None:
-                        buffer[offset : offset + size].copy_(param.grad.reshape(-1))
+                        buffers[k][offset : offset + size].copy_(param.grad.reshape(-1))
                     offset += size
                 pipe.send(("part", k, float(loss.detach()), has_grad))
             except BaseException:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import time
 
 import pytest
 import torch
@@ -84,14 +85,27 @@ def test_pretraining_gives_the_same_base_in_one_process_or_several(tmp_path, mon
     s1, s2 = weights(one), weights(auto)
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     assert one.pretrain_stats["loss_last"] == auto.pretrain_stats["loss_last"]
-    # three parts over two processes, one of them doing two parts, add up the same way too
-    three = {**SMALL_PRETRAINING, "pretrain_microbatches": 3}
-    a, _ = build(tmp_path / "c", pretrain_workers=1, **three)
-    b, _ = build(tmp_path / "d", pretrain_workers=2, **three)
-    sa, sb = weights(a), weights(b)
-    assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert a.cache_path.name != one.cache_path.name  # cut in other parts: another base
-    assert any(not torch.equal(sa[k], s1[k]) for k in sa)
+    # more parts than processes add up the same way too: three over two (this process does
+    # parts 0 and 2 around the worker's 1) and four over two (the worker does 1 and 3, and is
+    # done with both before this slowed-down process reads part 1's gradient)
+    parent, forward = os.getpid(), TinyLlava.forward
+
+    def slow_here(self, *args, **kwargs):
+        if os.getpid() == parent:
+            time.sleep(0.2)
+        return forward(self, *args, **kwargs)
+
+    for parts in (3, 4):
+        cut = {**SMALL_PRETRAINING, "pretrain_microbatches": parts}
+        a, _ = build(tmp_path / f"c{parts}", pretrain_workers=1, **cut)
+        with monkeypatch.context() as patch:
+            patch.setattr(TinyLlava, "forward", slow_here)
+            b, _ = build(tmp_path / f"d{parts}", pretrain_workers=2, **cut)
+        assert b.pretrain_stats["workers"] == 2
+        sa, sb = weights(a), weights(b)
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), f"{parts} parts"
+        assert a.cache_path.name != one.cache_path.name  # cut in other parts: another base
+        assert any(not torch.equal(sa[k], s1[k]) for k in sa)
     # CVIT_BENCH_WORKERS caps the processes of a run that leaves the choice to the machine
     monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
     capped, _ = build(tmp_path / "e", **SMALL_PRETRAINING)
