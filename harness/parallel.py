@@ -54,7 +54,7 @@ def default_workers() -> int:
     return workers
 
 
-def _ignore_sigint() -> None:
+def ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it (cancels what has not
     # started, waits for what has, cleans up); a worker must not die mid-file instead
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -75,7 +75,7 @@ def map_jobs(fn: Callable[[Any], T], jobs: Sequence[Any], workers: int | None = 
 
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     context = multiprocessing.get_context(method)
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_ignore_sigint) as pool:
+    with ProcessPoolExecutor(count, mp_context=context, initializer=ignore_sigint) as pool:
         futures = [pool.submit(fn, job) for job in jobs]
         try:
             return [future.result() for future in futures]
@@ -153,7 +153,7 @@ def forked_map(fn: Callable[[int], T], n: int, workers: int, what: str) -> list[
 def _forked_worker(pipe: Any, fn: Callable[[int], Any], items: range) -> None:
     import traceback
 
-    _ignore_sigint()
+    ignore_sigint()
     try:
         pipe.send(("ok", {k: fn(k) for k in items}))
     except BaseException as exc:

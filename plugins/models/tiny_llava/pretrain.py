@@ -125,16 +125,16 @@ def pretrain(
     microbatches = max(1, min(microbatches, batch_size))
     workers = max(1, min(workers, microbatches))
 
+    # the tokens each sample's loss is averaged over: its labels but the first (the loss
+    # predicts token t + 1 from token t)
+    answer_tokens = [sum(1 for label in e[1][1:] if label != IGNORE_INDEX) for e in encoded]
+
     def part_loss(idx: list[int], total_tokens: int) -> Any:
         batch = adapter.collate_train(
             [samples[i] for i in idx], max_length=512, encoded=[encoded[i] for i in idx]
         )
-        tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         loss = adapter.forward(model, batch, "cpu", torch.float32).loss
-        return loss * (tokens / total_tokens)
-
-    def answer_tokens(i: int) -> int:
-        return sum(1 for label in encoded[i][1][1:] if label != IGNORE_INDEX)
+        return loss * (sum(answer_tokens[i] for i in idx) / total_tokens)
 
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, steps // 20)
@@ -158,7 +158,7 @@ def pretrain(
                 order += perm
             idx, order = order[:batch_size], order[batch_size:]
             parts = _split(idx, microbatches)
-            total = sum(answer_tokens(i) for i in idx)
+            total = sum(answer_tokens[i] for i in idx)
             optimizer.zero_grad(set_to_none=True)
             if pool is not None:
                 pool.send(parts, total)
@@ -289,12 +289,11 @@ class _PartWorkers:
 
 
 def _part_worker(pipe: Any, buffers: dict[int, Any], params: list[Any], part_loss: Any) -> None:
-    import signal
     import traceback
 
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    parallel.ignore_sigint()  # the parent handles Ctrl-C and stops us
     torch.set_num_threads(1)
     sizes = [p.numel() for p in params]
     while True:
