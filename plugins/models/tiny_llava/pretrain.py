@@ -16,7 +16,6 @@ import random
 from typing import Any
 
 from cvit_bench.harness import parallel
-from cvit_bench.harness.errors import CvitError
 from cvit_bench.harness.types import Sample
 
 from ..chat_adapter import IGNORE_INDEX
@@ -149,7 +148,22 @@ def pretrain(
     order: list[int] = []
     losses = []
     model.train()
-    pool = _PartWorkers(workers, microbatches, params, part_loss) if workers > 1 else None
+    pool = None
+    if workers > 1:
+
+        def compute(job: tuple[list[int], int]) -> float:
+            loss = part_loss(*job)
+            loss.backward()
+            return float(loss.detach())
+
+        pool = parallel.GradientWorkers(
+            workers,
+            microbatches,
+            params,
+            compute,
+            "pretraining",
+            "model.pretrain_workers=1 pretrains in this process (the same weights)",
+        )
     try:
         for _ in range(steps):
             if len(order) < batch_size:
@@ -161,15 +175,15 @@ def pretrain(
             total = sum(answer_tokens[i] for i in idx)
             optimizer.zero_grad(set_to_none=True)
             if pool is not None:
-                pool.send(parts, total)
+                pool.send([(part, total) for part in parts])
             step_loss = 0.0
             for k, part in enumerate(parts):
-                if pool is None or k % workers == 0:
+                if pool is None or pool.owner(k) == 0:
                     loss = part_loss(part, total)
                     loss.backward()
                     step_loss += float(loss.detach())
                 else:
-                    step_loss += pool.add_into(k, params)
+                    step_loss += pool.add_into(k)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
@@ -195,128 +209,3 @@ def _split(idx: list[int], parts: int) -> list[list[int]]:
         out.append(idx[start:end])
         start = end
     return out
-
-
-class _PartWorkers:
-    """Forked processes that compute the gradients of some of each step's batch parts.
-
-    The parameters live in shared memory, so a worker always sees the weights the last optimizer
-    step left; part ``k`` of a step goes to worker ``k % n`` (part 0, and every n-th, stays in
-    this process). A worker writes part ``k``'s gradient into part ``k``'s shared buffer (a
-    worker with several parts goes on to the next while this process still reads the last) and
-    reports the part's loss; :meth:`add_into` adds that buffer to the parameters' gradients."""
-
-    def __init__(self, n: int, parts: int, params: list[Any], part_loss: Any) -> None:
-        import multiprocessing
-
-        import torch
-
-        if not parallel.can_fork():
-            raise CvitError(
-                "pretraining in several processes needs the 'fork' start method, which this "
-                "platform lacks; set model.pretrain_workers=1 (the same weights, in one process)"
-            )
-        for param in params:
-            param.data.share_memory_()
-        self.sizes = [p.numel() for p in params]
-        total = sum(self.sizes)
-        context = multiprocessing.get_context("fork")
-        self.buffers = {
-            k: torch.zeros(total, dtype=torch.float32).share_memory_()
-            for k in range(parts)
-            if k % n
-        }
-        self.pipes = []
-        self.procs = []
-        for w in range(1, n):
-            parent_end, child_end = context.Pipe()
-            proc = context.Process(
-                target=_part_worker,
-                args=(child_end, self.buffers, params, part_loss),
-                name=f"cvit-bench-pretrain-{w}",
-                daemon=True,
-            )
-            proc.start()
-            child_end.close()
-            self.pipes.append(parent_end)
-            self.procs.append(proc)
-        self.n = n
-
-    def send(self, parts: list[list[int]], total: int) -> None:
-        for w, pipe in enumerate(self.pipes, start=1):
-            pipe.send([(k, part, total) for k, part in enumerate(parts) if k % self.n == w])
-
-    def add_into(self, k: int, params: list[Any]) -> float:
-        """Wait for part ``k``, add its gradient to ``params``' and return its loss."""
-        w = k % self.n
-        try:
-            reply = self.pipes[w - 1].recv()
-        except (EOFError, OSError) as exc:
-            code = self.procs[w - 1].exitcode
-            raise CvitError(
-                f"pretraining worker process {w} died (exit code {code}); was it killed, or out "
-                "of memory? model.pretrain_workers=1 pretrains in this process (same weights)"
-            ) from exc
-        if reply[0] == "error":
-            raise CvitError(f"pretraining worker process {w} failed:\n{reply[1]}")
-        _, got, loss, has_grad = reply
-        assert got == k, (got, k)
-        offset = 0
-        buffer = self.buffers[k]
-        for param, size, has in zip(params, self.sizes, has_grad):
-            if has:
-                grad = buffer[offset : offset + size].view_as(param)
-                if param.grad is None:
-                    param.grad = grad.clone()
-                else:
-                    param.grad.add_(grad)
-            offset += size
-        return loss
-
-    def close(self) -> None:
-        for pipe in self.pipes:
-            try:
-                pipe.send(None)
-            except OSError:
-                pass
-        for proc in self.procs:
-            proc.join(timeout=5)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        for pipe in self.pipes:
-            pipe.close()
-
-
-def _part_worker(pipe: Any, buffers: dict[int, Any], params: list[Any], part_loss: Any) -> None:
-    import traceback
-
-    import torch
-
-    parallel.ignore_sigint()  # the parent handles Ctrl-C and stops us
-    torch.set_num_threads(1)
-    sizes = [p.numel() for p in params]
-    while True:
-        try:
-            jobs = pipe.recv()
-        except EOFError:
-            return
-        if jobs is None:
-            return
-        for k, part, total in jobs:
-            try:
-                for param in params:
-                    param.grad = None
-                loss = part_loss(part, total)
-                loss.backward()
-                has_grad = []
-                offset = 0
-                for param, size in zip(params, sizes):
-                    has_grad.append(param.grad is not None)
-                    if param.grad is not None:
-                        buffers[k][offset : offset + size].copy_(param.grad.reshape(-1))
-                    offset += size
-                pipe.send(("part", k, float(loss.detach()), has_grad))
-            except BaseException:
-                pipe.send(("error", traceback.format_exc()))
-                return
