@@ -174,11 +174,16 @@ def _forked_worker(pipe: Any, fn: Callable[[int], Any], items: range) -> None:
     try:
         pipe.send(("ok", {k: fn(k) for k in items}))
     except BaseException as exc:
-        trace = traceback.format_exc()
-        try:
-            pipe.send(("error", (exc, trace)))
-        except Exception:  # an exception that cannot be pickled: its text
-            pipe.send(("error", (None, trace)))
+        _send_error(pipe, exc, traceback.format_exc())
+
+
+def _send_error(pipe: Any, exc: BaseException, trace: str) -> None:
+    """Report a worker's failure to its parent: the exception and its trace, or the trace alone
+    for an exception that cannot be pickled."""
+    try:
+        pipe.send(("error", (exc, trace)))
+    except Exception:
+        pipe.send(("error", (None, trace)))
 
 
 class GradientWorkers:
@@ -352,9 +357,5 @@ def _gradient_worker(
                     offset += size
                 pipe.send(("part", k, float(loss), has_grad))
             except BaseException as exc:
-                trace = traceback.format_exc()
-                try:
-                    pipe.send(("error", (exc, trace)))
-                except Exception:  # an exception that cannot be pickled: its text
-                    pipe.send(("error", (None, trace)))
+                _send_error(pipe, exc, traceback.format_exc())
                 return
