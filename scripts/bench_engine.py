@@ -1,15 +1,18 @@
 """Training throughput of the DeepSpeed engine against a plain PyTorch + peft loop.
 
 Same model (tiny-llava at its default size), same LoRA (seqlora's defaults), same batches in
-the same order, same optimizer (torch AdamW), schedule, clipping and precision (fp32 on a CPU).
-Rounds alternate plain / ZeRO-0 / ZeRO-2 on one built model (images decoded beforehand) so
-that a machine whose load changes affects all three alike; the median of the rounds is
-reported. Timing covers the training steps (batching included), not DeepSpeed's initialisation.
+the same order (tiny-llava's default: micro-batches of 4, two per optimizer step), same
+optimizer (torch AdamW), schedule, clipping and precision (fp32 on a CPU). The overhead is
+measured in one process on both sides (``CVIT_BENCH_WORKERS=1`` for the engine); a fourth row,
+``zero0_forked``, is the engine as a run uses it, computing the second micro-batch of every
+step in a forked copy where a core is free. Rounds alternate the four on one built model
+(images decoded beforehand) so that a machine whose load changes affects all alike; the median
+of the rounds is reported. Timing covers the training steps (batching included), not DeepSpeed's initialisation.
 Two clocks: wall time, and the process's CPU time (user + system, all threads), which tells
 a loop that did more work from a machine that ran slower for a while. The model trains with
 ``--threads`` torch threads (tiny-llava's default is one).
 
-    python scripts/bench_engine.py                 # 7 rounds of 60 steps of 8
+    python scripts/bench_engine.py                 # 7 rounds of 60 steps of 4 x 2
     python scripts/bench_engine.py --compile-time   # DeepSpeed's one-time op build, fresh cache
 """
 
@@ -26,7 +29,7 @@ import time
 from pathlib import Path
 
 
-def build(root: Path, batch: int, steps: int, zero: int, threads: int = 1):
+def build(root: Path, batch: int, accum: int, steps: int, zero: int, threads: int = 1):
     from cvit_bench.harness.config import build_dataclass
     from cvit_bench.harness.plugins import get_plugin_manager
     from cvit_bench.plugins.methods.seqlora.method import SeqLoRA, SeqLoRAConfig
@@ -37,7 +40,13 @@ def build(root: Path, batch: int, steps: int, zero: int, threads: int = 1):
     bench = bench_cls(build_dataclass(bench_cls.config_class, {}, "bench"))
     model = TinyLlava(TinyLlavaConfig(pretrain_steps=0, threads=threads))
     method = SeqLoRA(SeqLoRAConfig())
-    train = {"max_steps": steps, "batch_size": batch, "lr": 1e-3, "zero_stage": zero}
+    train = {
+        "max_steps": steps,
+        "batch_size": batch,
+        "grad_accum": accum,
+        "lr": 1e-3,
+        "zero_stage": zero,
+    }
     ctx = make_context(root, bench, model, method, {"train": train})
     ctx.cache_dir = Path(os.environ.get("CVIT_BENCH_CACHE", Path.home() / ".cache/cvit-bench"))
     bench.prepare(ctx)
@@ -67,21 +76,24 @@ def plain_loop(ctx, samples) -> tuple[float, float]:
         num_warmup_steps=math.ceil(cfg.warmup_ratio * steps),
         num_training_steps=steps,
     )
-    order = data_order(len(samples), steps, cfg.batch_size, ctx.config.seed, ctx.stage)
+    global_batch = cfg.batch_size * cfg.grad_accum
+    order = data_order(len(samples), steps, global_batch, ctx.config.seed, ctx.stage)
     model.train()
     start, start_cpu = time.perf_counter(), time.process_time()
     for step in range(steps):
-        idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-        batch = ctx.model.collate_train([samples[i] for i in idx], cfg.max_length)
-        loss = ctx.model.forward(model, batch, "cpu", torch.float32).loss
+        batch_ids = order[step * global_batch : (step + 1) * global_batch]
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        for micro in range(cfg.grad_accum):
+            idx = batch_ids[micro * cfg.batch_size : (micro + 1) * cfg.batch_size]
+            batch = ctx.model.collate_train([samples[i] for i in idx], cfg.max_length)
+            loss = ctx.model.forward(model, batch, "cpu", torch.float32).loss
+            (loss / cfg.grad_accum).backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
         optimizer.step()
         scheduler.step()
     wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     model.eval()
-    return steps * cfg.batch_size / wall, steps * cfg.batch_size / cpu
+    return steps * global_batch / wall, steps * global_batch / cpu
 
 
 def compile_time() -> float:
@@ -113,7 +125,8 @@ def compile_time() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=4, help="micro-batch size")
+    parser.add_argument("--accum", type=int, default=2, help="micro-batches per optimizer step")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (tiny-llava's default: 1)"
@@ -125,20 +138,23 @@ def main() -> None:
         print(json.dumps({"first_init_fresh_cache_s": fresh, "first_init_cached_s": cached}))
         return
     from cvit_bench.harness.engine import DeepSpeedEngine
+    from cvit_bench.harness.parallel import ENV
 
-    names = ("plain", "zero0", "zero2")
+    names = ("plain", "zero0", "zero2", "zero0_forked")
     results: dict[str, list[float]] = {k: [] for k in names}
-    per_cpu_s: dict[str, list[float]] = {k: [] for k in names}
+    # per CPU-second of this process: not for the forked row, whose copy's time is elsewhere
+    per_cpu_s: dict[str, list[float]] = {k: [] for k in names[:3]}
     with tempfile.TemporaryDirectory() as tmp:
         # one model for every round: speed does not depend on the LoRA's values, and the
         # images are decoded once, before any timing
-        ctx = build(Path(tmp), args.batch, args.steps, 0, args.threads)
+        ctx = build(Path(tmp), args.batch, args.accum, args.steps, 0, args.threads)
         samples = ctx.benchmark.train_samples(ctx.tasks[0].name)
         for sample in samples:
             ctx.model.pixel_values(sample.image)
         for _ in range(args.rounds):
             for name in names:
                 ctx.config.train.zero_stage = 2 if name == "zero2" else 0
+                os.environ[ENV] = "" if name == "zero0_forked" else "1"
                 if name == "plain":
                     wall_rate, cpu_rate = plain_loop(ctx, samples)
                 else:
@@ -146,17 +162,20 @@ def main() -> None:
                     wall_rate = stats["samples_per_s"]
                     cpu_rate = stats["samples"] / stats["train_cpu_s"]
                 results[name].append(wall_rate)
-                per_cpu_s[name].append(cpu_rate)
+                if name in per_cpu_s:
+                    per_cpu_s[name].append(cpu_rate)
     med = {k: statistics.median(v) for k, v in results.items()}
     med_cpu = {k: statistics.median(v) for k, v in per_cpu_s.items()}
     report = {
         "batch": args.batch,
+        "accum": args.accum,
         "steps": args.steps,
         "rounds": args.rounds,
         "threads": args.threads,
         "samples_per_s_median": med,
         "samples_per_s_all": results,
         "engine_overhead_pct": {k: 100 * (med["plain"] / med[k] - 1) for k in ("zero0", "zero2")},
+        "forked_speedup_over_plain": med["zero0_forked"] / med["plain"],
         "samples_per_cpu_s_median": med_cpu,
         "samples_per_cpu_s_all": per_cpu_s,
         "engine_overhead_cpu_pct": {

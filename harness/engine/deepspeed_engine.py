@@ -12,6 +12,12 @@ Training (one ``deepspeed.initialize`` per task, because methods add parameters 
   (``batch_size x grad_accum x world_size``). Micro-batch ``m`` of rank ``r`` is chunk
   ``m * world_size + r`` of that global batch, so one process with ``grad_accum = k`` and ``k``
   processes with ``grad_accum = 1`` see the same samples in every step;
+* dropout: torch's generator is seeded before every micro-batch from ``(seed, stage, step,
+  chunk)`` (:func:`micro_seed`), so a micro-batch draws the same masks whichever process
+  computes it;
+* a single fp32 CPU process at ZeRO-0 with ``grad_accum`` above 1 computes its micro-batches in
+  forked copies of itself at once, one per spare core (:func:`train_processes`), and adds their
+  gradients in micro-batch order: the weights are the same bits as in one process;
 * precision: bf16 on GPU, fp32 on CPU (``train.precision``); ZeRO stage from
   ``train.zero_stage`` (stages 2 and 3 read ``configs/zero2.json`` / ``configs/zero3.json``);
   ``train.deepspeed_config`` is merged over the generated config last;
@@ -44,7 +50,8 @@ from typing import Any
 
 from ..capabilities import accepts_keyword
 from ..errors import UsageError
-from ..parallel import forked_map
+from ..parallel import ENV as WORKERS_ENV
+from ..parallel import GradientWorkers, forked_map, shared_memory_fits
 from ..types import Prediction, Sample, TaskInfo
 from .distributed import all_gather_objects, ensure_distributed, local_device, rank_and_world
 
@@ -271,21 +278,59 @@ class DeepSpeedEngine:
             # an all-reduce over a world of one changes nothing but costs a gloo round trip
             ds_engine.enable_backward_allreduce = False
         dtype = torch.bfloat16 if use_bf16(cfg.precision) else torch.float32
+        stage_seed = ctx.config.seed * 1000 + ctx.stage
+
+        def micro_step(idx: list[int], step: int, chunk: int) -> float:
+            """Forward and backward of one micro-batch; its loss. Dropout draws from a seed of
+            the micro-batch's place in the run, the same in any process that computes it."""
+            seed_generator(ds_engine.device, micro_seed(stage_seed, step, chunk))
+            batch = self.adapter.collate_train([samples[i] for i in idx], cfg.max_length)
+            outputs = self.adapter.forward(ds_engine, batch, ds_engine.device, dtype)
+            loss = ctx.method.training_loss(ctx, batch, outputs)
+            ds_engine.backward(loss)
+            return float(loss.detach())
+
+        processes = train_processes(ctx.method, world, ds_engine.device, cfg)
+        shared = sum(p.numel() * p.element_size() for g in groups for p in g["params"])
+        if processes > 1 and not shared_memory_fits(shared * cfg.grad_accum):
+            processes = 1  # the parameters and a gradient buffer per micro-batch do not fit
+        pool = None
+        if processes > 1:
+            pool = GradientWorkers(
+                processes,
+                cfg.grad_accum,
+                [p for g in groups for p in g["params"]],
+                lambda job: micro_step(*job),
+                "training",
+                f"{WORKERS_ENV}=1 trains in this process (the same result)",
+            )
         losses: list[float] = []
         start, start_cpu = time.perf_counter(), time.process_time()
-        for step in range(steps):
-            batch_ids = order[step * global_batch : (step + 1) * global_batch]
-            step_loss = 0.0
-            for micro in range(cfg.grad_accum):
-                chunk = micro * world + rank
-                idx = batch_ids[chunk * cfg.batch_size : (chunk + 1) * cfg.batch_size]
-                batch = self.adapter.collate_train([samples[i] for i in idx], cfg.max_length)
-                outputs = self.adapter.forward(ds_engine, batch, ds_engine.device, dtype)
-                loss = ctx.method.training_loss(ctx, batch, outputs)
-                ds_engine.backward(loss)
-                ds_engine.step()
-                step_loss += float(loss.detach()) / cfg.grad_accum
-            losses.append(_mean_over_ranks(step_loss, world, ds_engine.device))
+        try:
+            for step in range(steps):
+                batch_ids = order[step * global_batch : (step + 1) * global_batch]
+                jobs = []
+                for micro in range(cfg.grad_accum):
+                    chunk = micro * world + rank
+                    idx = batch_ids[chunk * cfg.batch_size : (chunk + 1) * cfg.batch_size]
+                    jobs.append((idx, step, chunk))
+                if pool is not None:
+                    pool.send(jobs)
+                step_loss = 0.0
+                for micro, job in enumerate(jobs):
+                    if pool is None or pool.owner(micro) == 0:
+                        loss = micro_step(*job)
+                    else:  # a worker's micro-batch, added where this process would have made it
+                        loss = pool.add_into(micro)
+                    ds_engine.step()
+                    step_loss += loss / cfg.grad_accum
+                losses.append(_mean_over_ranks(step_loss, world, ds_engine.device))
+        finally:
+            if pool is not None:
+                pool.close()
+        # what comes next (a method's after-task step) draws from a seed that does not depend
+        # on which process computed the last micro-batch
+        torch.manual_seed(micro_seed(stage_seed, steps, 0))
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_disable()
@@ -307,6 +352,7 @@ class DeepSpeedEngine:
             "train_cpu_s": cpu,
             "samples_per_s": steps * global_batch / max(wall, 1e-9),
             "world_size": world,
+            "processes": processes,
             "global_batch": global_batch,
             "losses": losses,
         }
@@ -382,6 +428,51 @@ def eval_processes(method: Any, world: int, device: Any, batches: int) -> int:
     if method is not None and type(method).inference is not MethodBase.inference:
         return 1
     return max(1, min(default_workers() // max(1, torch.get_num_threads()), batches))
+
+
+def train_processes(method: Any, world: int, device: Any, cfg: Any) -> int:
+    """Processes computing a CPU rank's micro-batches at once.
+
+    With ``train.grad_accum`` above 1, an optimizer step adds the gradients of several
+    micro-batches; forked copies of this process
+    (:class:`~cvit_bench.harness.parallel.GradientWorkers`) compute some of them, and they are
+    added in micro-batch order, as one process adds them, so the weights are the same bits.
+    Only where nothing else can differ: one rank (several share the cores already), on a CPU,
+    in fp32, under ZeRO-0 (ZeRO-1 and 2 take the gradients into their own buffers as backward
+    runs), and for a method whose ``training_loss`` is the default one: a method that adds
+    terms may keep state from the forward passes (a teacher's outputs, counts), which a worker
+    would lose. ``CVIT_BENCH_WORKERS`` caps the processes."""
+    import torch
+
+    from ..parallel import can_fork, default_workers
+    from ..protocols import MethodBase
+
+    if world > 1 or getattr(device, "type", "cpu") != "cpu" or cfg.grad_accum < 2:
+        return 1
+    if cfg.zero_stage != 0 or use_bf16(cfg.precision) or not can_fork():
+        return 1
+    if method is not None and type(method).training_loss is not MethodBase.training_loss:
+        return 1
+    return max(1, min(default_workers() // max(1, torch.get_num_threads()), cfg.grad_accum))
+
+
+def seed_generator(device: Any, seed: int) -> None:
+    """Seed the random generator that ``device``'s dropout draws from: the CPU's, or the current
+    GPU's. (``torch.manual_seed`` seeds every backend, which costs a millisecond a call.)"""
+    import torch
+
+    torch.default_generator.manual_seed(seed)
+    if getattr(device, "type", "cpu") == "cuda":
+        torch.cuda.manual_seed(seed)
+
+
+def micro_seed(stage_seed: int, step: int, chunk: int) -> int:
+    """The torch seed of micro-batch ``chunk`` of optimizer step ``step``: where it falls in
+    the global batch, not which process or rank computes it."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{stage_seed}:{step}:{chunk}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
 
 
 def unshard(ds_engine: Any, model: Any) -> None:

@@ -50,11 +50,15 @@ def test_single_questions_get_the_stored_answers(tiny_run_dir, stage2):
 
 
 def test_streamed_pieces_join_to_the_answer(stage2):
-    sample = stage2.benchmark.eval_samples("TextVQA")[0]
-    pieces: list[str] = []
-    answer = stage2.answer(sample.prompt, image=sample.image, on_text=pieces.append)
-    assert answer and len(pieces) > 1
-    assert "".join(pieces).strip() == answer
+    streamed = 0
+    for task in SEEN_AT_2:
+        for sample in stage2.benchmark.eval_samples(task):
+            pieces: list[str] = []
+            answer = stage2.answer(sample.prompt, image=sample.image, on_text=pieces.append)
+            assert "".join(pieces).strip() == answer, (task, sample.id, pieces)
+            streamed += len(pieces) > 1
+    # a barely trained model's answers: some of them arrive in several pieces
+    assert streamed, "every answer arrived in one piece: nothing was streamed"
 
 
 def test_a_first_question_is_laid_out_as_in_evaluation(stage2):

@@ -14,6 +14,8 @@ from cvit_bench.harness.engine.deepspeed_engine import (
     count_steps,
     data_order,
     eval_processes,
+    micro_seed,
+    train_processes,
     zero_config,
 )
 from cvit_bench.harness.engine.distributed import free_port
@@ -65,6 +67,42 @@ def test_evaluation_forks_only_where_the_predictions_cannot_change(monkeypatch):
         assert eval_processes(None, 1, cpu, 4) == 1
     finally:
         torch.set_num_threads(1)
+
+
+def test_training_forks_only_where_the_weights_cannot_change(monkeypatch):
+    import torch
+
+    from cvit_bench.harness.config import TrainConfig
+    from cvit_bench.harness.protocols import MethodBase
+
+    class ExtraLoss(MethodBase):
+        def training_loss(self, ctx, batch, outputs):
+            return outputs.loss * 2
+
+    monkeypatch.setattr("cvit_bench.harness.parallel.usable_cpus", lambda: 2)
+    monkeypatch.delenv("CVIT_BENCH_WORKERS", raising=False)
+    torch.set_num_threads(1)
+    cpu = torch.device("cpu")
+    accum = TrainConfig(grad_accum=2)
+    assert train_processes(None, 1, cpu, accum) == 2
+    assert train_processes(MethodBase(), 1, cpu, TrainConfig(grad_accum=4)) == 2  # two cores
+    assert train_processes(MethodBase(), 1, cpu, TrainConfig(grad_accum=1)) == 1  # one part
+    assert train_processes(ExtraLoss(), 1, cpu, accum) == 1
+    assert train_processes(None, 2, cpu, accum) == 1  # ranks share the cores already
+    assert train_processes(None, 1, torch.device("cuda", 0), accum) == 1
+    assert train_processes(None, 1, cpu, TrainConfig(grad_accum=2, zero_stage=2)) == 1
+    assert train_processes(None, 1, cpu, TrainConfig(grad_accum=2, precision="bf16")) == 1
+    monkeypatch.setattr("cvit_bench.harness.parallel.can_fork", lambda: False)
+    assert train_processes(None, 1, cpu, accum) == 1
+    monkeypatch.undo()
+    monkeypatch.setenv("CVIT_BENCH_WORKERS", "1")
+    assert train_processes(None, 1, cpu, accum) == 1
+    # a micro-batch's dropout seed is its place in the run, nothing else
+    assert micro_seed(7, 3, 1) == micro_seed(7, 3, 1)
+    assert (
+        len({micro_seed(7, 3, 1), micro_seed(7, 3, 0), micro_seed(7, 4, 1), micro_seed(8, 3, 1)})
+        == 4
+    )
 
 
 def test_shipped_zero_configs():
@@ -141,9 +179,13 @@ def _clean_env() -> dict[str, str]:
     return env
 
 
-def _worker(command: list[str]) -> None:
-    """Run an engine worker command; on failure, fail with the end of its output."""
-    done = subprocess.run(command, env=_clean_env(), timeout=600, capture_output=True, text=True)
+def _worker(command: list[str], workers: int | None = None) -> None:
+    """Run an engine worker command; on failure, fail with the end of its output.
+    ``workers`` sets ``CVIT_BENCH_WORKERS``."""
+    env = _clean_env()
+    if workers is not None:
+        env["CVIT_BENCH_WORKERS"] = str(workers)
+    done = subprocess.run(command, env=env, timeout=600, capture_output=True, text=True)
     assert done.returncode == 0, (
         f"{' '.join(command[:6])} ... exited {done.returncode}:\n"
         f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
@@ -215,3 +257,56 @@ def test_zero3_trains_task_after_task_like_zero0(tmp_path):
     for run in (a, b):
         assert run["frozen_after"] == run["frozen_before"] != 0
         assert any(v != 0 for k, v in run["weights"].items() if "lora_B" in k)  # it trained
+
+
+@pytest.mark.slow
+def test_micro_batches_in_forked_processes_train_the_same_weights_as_one_process(tmp_path):
+    """A step's micro-batches computed in two processes (this one and a forked worker) train the
+    very same weights, bit for bit, as one process computing them in turn: for two micro-batches,
+    and for three with dropout on and this process slowed down, so the worker has finished
+    both of its micro-batches before this process adds the first; over two tasks, as a run
+    trains them."""
+    common = ["--root", str(tmp_path), "--batch", "2", "--steps", "4", "--stages", "2"]
+    runs = {}
+    for accum, extra in (("2", []), ("3", ["--dropout", "0.3"])):
+        for workers in (1, 2):
+            name = f"a{accum}w{workers}"
+            pids = tmp_path / f"{name}.pids"
+            slow = ["--slow-parent"] if workers == 2 and accum == "3" else []
+            out = tmp_path / f"{name}.json"
+            command = [sys.executable, str(WORKER), *common, "--accum", accum, *extra, *slow]
+            _worker([*command, "--pids", str(pids), "--out", str(out)], workers=workers)
+            runs[name] = json.loads(out.read_text())
+            runs[name]["pids"] = set(pids.read_text().split())
+    for accum in ("2", "3"):
+        one, two = runs[f"a{accum}w1"], runs[f"a{accum}w2"]
+        assert one["processes"] == [1, 1] and len(one["pids"]) == 1
+        assert two["processes"] == [2, 2]
+        assert len(two["pids"]) == 3  # this process and one worker per task
+        assert two["weights_sha"] == one["weights_sha"], f"grad_accum {accum}"
+        assert two["losses"] == one["losses"]
+        assert two["predictions"] == one["predictions"]
+        assert one["losses"][-1] < one["losses"][0]  # it trained
+    # dropout on and three micro-batches a step: other weights than the first pair's
+    assert runs["a3w1"]["weights_sha"] != runs["a2w1"]["weights_sha"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["raise", "die", "data"])
+def test_a_failing_training_worker_stops_the_task_with_what_happened(tmp_path, how):
+    out = tmp_path / "out.json"
+    command = [sys.executable, str(WORKER), "--root", str(tmp_path), "--batch", "2"]
+    _worker([*command, "--accum", "2", "--steps", "3", "--fail", how, "--out", str(out)], 2)
+    result = json.loads(out.read_text())
+    assert result["children"] == 0  # no worker left behind
+    if how == "data":  # a missing image is reported as it is, wherever it was read
+        assert result["type"] == "DataError"
+        assert result["error"] == "image missing: /data/train/0001.png (sample 1 of task a)"
+        return
+    assert result["type"] == "CvitError"
+    if how == "die":
+        assert "training worker process 1 died (exit code 7)" in result["error"]
+    else:
+        assert "training worker process 1 failed" in result["error"]
+        assert "the worker's forward pass broke" in result["error"]
+    assert "CVIT_BENCH_WORKERS=1 trains in this process" in result["error"]
