@@ -52,8 +52,8 @@ class SynthCoinConfig(RealBenchmarkConfig):
     )
     train_per_task: int = config_field(
         _DEFAULTS.train_per_task,
-        help="training items generated per task (twice as many for ScienceQA, Grounding and "
-        "OCRVQA, the tasks a tiny model is slowest to learn)",
+        help="training items generated per task (twice as many for ScienceQA and OCRVQA, "
+        "three times for Grounding: the tasks a tiny model is slowest to learn)",
     )
     eval_per_task: int = config_field(_DEFAULTS.eval_per_task, help="test items generated per task")
     image_size: int = config_field(
@@ -89,8 +89,9 @@ class SynthCoin(Coin):
     SPECS: ClassVar[tuple[TaskSpec, ...]] = SYNTH_SPECS
     needs_data_root: ClassVar[bool] = False
     # Two passes over each task's training items: 250 steps of 8 on 1,000 items, 500 on the
-    # 2,000 of ScienceQA, Grounding and OCR-VQA (``TaskSpec.train_scale``). From tiny-llava's
-    # pretrained base, one pass left Grounding at 26.0 against its majority answer's 11.5.
+    # 2,000 of ScienceQA and OCR-VQA, 750 on Grounding's 3,000 (``TaskSpec.train_scale``).
+    # From tiny-llava's pretrained base, one pass left Grounding at 26.0 against its majority
+    # answer's 11.5.
     run_defaults: ClassVar[dict[str, Any]] = {"train": {"epochs": 2.0}}
 
     def __init__(self, config: Any = None) -> None:
