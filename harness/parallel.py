@@ -59,6 +59,14 @@ def default_workers() -> int:
     return workers
 
 
+def cpu_processes(limit: int) -> int:
+    """How many processes, each on this process's torch thread count, the usable CPUs hold
+    (``CVIT_BENCH_WORKERS`` caps them): at least 1, at most ``limit``."""
+    import torch
+
+    return max(1, min(default_workers() // max(1, torch.get_num_threads()), limit))
+
+
 def ignore_sigint() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it (cancels what has not
     # started, waits for what has, cleans up); a worker must not die mid-file instead
@@ -257,6 +265,13 @@ class GradientWorkers:
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def fits(n: int, parts: int, params: Sequence[Any]) -> bool:
+        """Whether ``n`` processes over ``parts`` parts fit in shared memory: the parameters and
+        a gradient buffer for every part a worker computes."""
+        size = sum(p.numel() * p.element_size() for p in params)
+        return shared_memory_fits(size * (1 + sum(1 for k in range(parts) if k % n)))
 
     def __enter__(self) -> GradientWorkers:
         return self

@@ -51,7 +51,7 @@ from typing import Any
 from ..capabilities import accepts_keyword
 from ..errors import UsageError
 from ..parallel import ENV as WORKERS_ENV
-from ..parallel import GradientWorkers, forked_map, shared_memory_fits
+from ..parallel import GradientWorkers, cpu_processes, forked_map
 from ..types import Prediction, Sample, TaskInfo
 from .distributed import all_gather_objects, ensure_distributed, local_device, rank_and_world
 
@@ -234,14 +234,16 @@ class DeepSpeedEngine:
                 "trainable_params": 0,
                 "peak_mem_mb": peak_memory_mb(),
             }
-        torch.manual_seed(ctx.config.seed * 1000 + ctx.stage)
+        stage_seed = ctx.config.seed * 1000 + ctx.stage
+        torch.manual_seed(stage_seed)
         model = ctx.model.model
         groups = self.param_groups(ctx)
-        trainable = sum(p.numel() for g in groups for p in g["params"])
+        params = [p for g in groups for p in g["params"]]
+        trainable = sum(p.numel() for p in params)
         # stale gradients of parameters that trained earlier (a previous task, a pretraining
         # stage) and are frozen now hold memory, and under ZeRO-3, whose module is the whole
         # model, DeepSpeed's clipping norm would count them: they are dropped
-        in_groups = {id(p) for g in groups for p in g["params"]}
+        in_groups = {id(p) for p in params}
         for param in model.parameters():
             if id(param) not in in_groups:
                 param.grad = None
@@ -266,7 +268,7 @@ class DeepSpeedEngine:
         module = model
         if cfg.zero_stage < 3:
             place_model(model, use_bf16(cfg.precision))
-            module = trainable_view(model, [p for g in groups for p in g["params"]])
+            module = trainable_view(model, params)
         ds_engine, _, _, _ = deepspeed.initialize(
             model=module,
             model_parameters=groups,
@@ -278,7 +280,6 @@ class DeepSpeedEngine:
             # an all-reduce over a world of one changes nothing but costs a gloo round trip
             ds_engine.enable_backward_allreduce = False
         dtype = torch.bfloat16 if use_bf16(cfg.precision) else torch.float32
-        stage_seed = ctx.config.seed * 1000 + ctx.stage
 
         def micro_step(idx: list[int], step: int, chunk: int) -> float:
             """Forward and backward of one micro-batch; its loss. Dropout draws from a seed of
@@ -291,15 +292,14 @@ class DeepSpeedEngine:
             return float(loss.detach())
 
         processes = train_processes(ctx.method, world, ds_engine.device, cfg)
-        shared = sum(p.numel() * p.element_size() for g in groups for p in g["params"])
-        if processes > 1 and not shared_memory_fits(shared * cfg.grad_accum):
-            processes = 1  # the parameters and a gradient buffer per micro-batch do not fit
+        if processes > 1 and not GradientWorkers.fits(processes, cfg.grad_accum, params):
+            processes = 1
         pool = None
         if processes > 1:
             pool = GradientWorkers(
                 processes,
                 cfg.grad_accum,
-                [p for g in groups for p in g["params"]],
+                params,
                 lambda job: micro_step(*job),
                 "training",
                 f"{WORKERS_ENV}=1 trains in this process (the same result)",
@@ -418,16 +418,13 @@ def eval_processes(method: Any, world: int, device: Any, batches: int) -> int:
     cores already), on an accelerator, and for a method whose ``inference`` hook is its own: the
     hook may keep state (hide and MR-LoRA count where they route each sample), and what it did
     in a worker would be lost. ``CVIT_BENCH_WORKERS`` caps the processes."""
-    import torch
-
-    from ..parallel import default_workers
     from ..protocols import MethodBase
 
     if world > 1 or getattr(device, "type", "cpu") != "cpu" or batches < 2:
         return 1
     if method is not None and type(method).inference is not MethodBase.inference:
         return 1
-    return max(1, min(default_workers() // max(1, torch.get_num_threads()), batches))
+    return cpu_processes(batches)
 
 
 def train_processes(method: Any, world: int, device: Any, cfg: Any) -> int:
@@ -442,9 +439,7 @@ def train_processes(method: Any, world: int, device: Any, cfg: Any) -> int:
     runs), and for a method whose ``training_loss`` is the default one: a method that adds
     terms may keep state from the forward passes (a teacher's outputs, counts), which a worker
     would lose. ``CVIT_BENCH_WORKERS`` caps the processes."""
-    import torch
-
-    from ..parallel import can_fork, default_workers
+    from ..parallel import can_fork
     from ..protocols import MethodBase
 
     if world > 1 or getattr(device, "type", "cpu") != "cpu" or cfg.grad_accum < 2:
@@ -453,7 +448,7 @@ def train_processes(method: Any, world: int, device: Any, cfg: Any) -> int:
         return 1
     if method is not None and type(method).training_loss is not MethodBase.training_loss:
         return 1
-    return max(1, min(default_workers() // max(1, torch.get_num_threads()), cfg.grad_accum))
+    return cpu_processes(cfg.grad_accum)
 
 
 def seed_generator(device: Any, seed: int) -> None:
